@@ -1,0 +1,40 @@
+# The front door. `make run` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format bench clean
+
+# Reinstall whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# A local secret shared by the web server and the worker (django-q2 signs tasks with it).
+.secret_key:
+	$(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key
+
+run: $(STAMP) .secret_key
+	@export SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}"; \
+	$(BIN)/python manage.py migrate --no-input && \
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0 && \
+	$(BIN)/python manage.py seed_demo --if-empty && \
+	$(BIN)/python manage.py ensure_admin && \
+	exec $(BIN)/honcho start
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) staticfiles sitrep.sqlite3* .secret_key

@@ -1,0 +1,25 @@
+"""Domain errors: raised by services, turned into messages by admin, API and CLI."""
+
+
+class IncidentError(Exception):
+    """A request the incident rules refuse; nothing was changed."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class TransitionNotAllowed(IncidentError):
+    """The lifecycle does not allow this move from the incident's current status."""
+
+    def __init__(self, *, reference: str, from_status: str, to_status: str, allowed: list[str]):
+        allowed_text = ", ".join(allowed) if allowed else "none (this status is final)"
+        super().__init__(
+            f"{reference} cannot move from {from_status} to {to_status}; "
+            f"allowed from {from_status}: {allowed_text}.",
+            field="status",
+        )
+        self.from_status = from_status
+        self.to_status = to_status
+        self.allowed = allowed

@@ -1,0 +1,577 @@
+"""Every write that means something to an incident.
+
+Each service runs in one transaction, locks the incident it changes, validates,
+writes, records the acting user in history and appends the timeline event — all
+or nothing. Admin, API, CLI and tasks call these; they never set status themselves.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from .errors import IncidentError, TransitionNotAllowed
+from .models import (
+    MULTI_HOLDER_ROLES,
+    Environment,
+    Incident,
+    IncidentType,
+    ReferenceCounter,
+    Role,
+    RoleAssignment,
+    Service,
+    Severity,
+    Source,
+    Status,
+    TimelineEvent,
+)
+
+# The lifecycle, in one table: from each status, where an incident may go next.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.TRIAGE: frozenset({Status.DECLARED, Status.CANCELLED}),
+    Status.DECLARED: frozenset(
+        {
+            Status.INVESTIGATING,
+            Status.IDENTIFIED,
+            Status.MONITORING,
+            Status.RESOLVED,
+            Status.CANCELLED,
+        }
+    ),
+    Status.INVESTIGATING: frozenset(
+        {Status.IDENTIFIED, Status.MONITORING, Status.RESOLVED, Status.CANCELLED}
+    ),
+    # A wrong root cause or a fix that did not hold sends the incident back.
+    Status.IDENTIFIED: frozenset(
+        {Status.INVESTIGATING, Status.MONITORING, Status.RESOLVED, Status.CANCELLED}
+    ),
+    Status.MONITORING: frozenset(
+        {Status.INVESTIGATING, Status.IDENTIFIED, Status.RESOLVED, Status.CANCELLED}
+    ),
+    Status.RESOLVED: frozenset({Status.CLOSED, Status.INVESTIGATING}),
+    Status.CLOSED: frozenset(),
+    Status.CANCELLED: frozenset(),
+}
+
+# Reaching a status stamps its milestone, once.
+MILESTONES: dict[str, str] = {
+    Status.DECLARED: "declared_at",
+    Status.INVESTIGATING: "acknowledged_at",
+    Status.IDENTIFIED: "identified_at",
+    Status.MONITORING: "mitigated_at",
+    Status.RESOLVED: "resolved_at",
+    Status.CLOSED: "closed_at",
+}
+
+EDITABLE_FIELDS = frozenset(
+    {
+        "title",
+        "summary",
+        "customer_impact",
+        "estimated_users_affected",
+        "detection_source",
+        "environment",
+        "confidential",
+        "incident_type",
+        "started_at",
+        "detected_at",
+    }
+)
+
+TITLE_MAX_LENGTH = Incident._meta.get_field("title").max_length
+
+
+def allowed_transitions(status: str) -> list[str]:
+    """Return the statuses an incident in `status` may move to, in lifecycle order."""
+    allowed = TRANSITIONS.get(status, frozenset())
+    return [value for value in Status.values if value in allowed]
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _user_or_none(actor: AbstractBaseUser | None):
+    return actor if actor is not None and actor.is_authenticated else None
+
+
+def _save(instance, actor, **kwargs) -> None:
+    """Save with the acting user on the history row (no request in CLI and tasks)."""
+    instance._history_user = _user_or_none(actor)
+    instance.save(**kwargs)
+
+
+def _when(occurred_at: datetime | None, now: datetime) -> datetime:
+    if occurred_at is None:
+        return now
+    if timezone.is_naive(occurred_at):
+        raise IncidentError("Times must include a time zone.", field="occurred_at")
+    if occurred_at > now:
+        raise IncidentError("A timeline entry cannot happen in the future.", field="occurred_at")
+    return occurred_at
+
+
+def _lock(incident: Incident) -> Incident:
+    # Two commanders acting on one incident at once must not both read the old
+    # status and both write: the row lock serialises them (PostgreSQL; SQLite
+    # serialises every write transaction anyway).
+    return (
+        Incident.objects.select_for_update()
+        .select_related("severity", "incident_type")
+        .get(pk=incident.pk)
+    )
+
+
+def _record(
+    incident: Incident,
+    *,
+    kind: str,
+    summary: str,
+    actor,
+    source: str,
+    occurred_at: datetime,
+    details: dict | None = None,
+) -> TimelineEvent:
+    event = TimelineEvent(
+        incident=incident,
+        kind=kind,
+        summary=summary,
+        author=_user_or_none(actor),
+        source=source,
+        occurred_at=occurred_at,
+        details=details or {},
+    )
+    _save(event, actor)
+    return event
+
+
+def _allocate_reference(year: int) -> str:
+    """Return the next INC-YYYY-NNNN, unique even when many declare at once."""
+    # The counter row is locked until this transaction commits, so concurrent
+    # declarations queue on it instead of reading the same last_number.
+    counter, _ = ReferenceCounter.objects.select_for_update().get_or_create(year=year)
+    counter.last_number += 1
+    counter.save(update_fields=["last_number"])
+    return f"INC-{year}-{counter.last_number:04d}"
+
+
+def _check_times(started_at: datetime, detected_at: datetime, now: datetime) -> None:
+    for name, value in (("started_at", started_at), ("detected_at", detected_at)):
+        if timezone.is_naive(value):
+            raise IncidentError("Times must include a time zone.", field=name)
+        if value > now:
+            raise IncidentError("Cannot be in the future.", field=name)
+    if detected_at < started_at:
+        raise IncidentError("Detection cannot come before the impact started.", field="detected_at")
+
+
+def _check_title(title: str) -> str:
+    title = (title or "").strip()
+    if not title:
+        raise IncidentError("A title is required.", field="title")
+    if len(title) > TITLE_MAX_LENGTH:
+        raise IncidentError(f"At most {TITLE_MAX_LENGTH} characters.", field="title")
+    return title
+
+
+# --- declaring ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def incident_declare(
+    *,
+    title: str,
+    severity: Severity,
+    incident_type: IncidentType,
+    actor=None,
+    environment: str = Environment.PRODUCTION,
+    summary: str = "",
+    services: Iterable[Service] = (),
+    customer_impact: str = "",
+    estimated_users_affected: int | None = None,
+    detection_source: str | None = None,
+    confidential: bool | None = None,
+    started_at: datetime | None = None,
+    detected_at: datetime | None = None,
+    declared_at: datetime | None = None,
+    commander=None,
+    triage: bool = False,
+    source: str = Source.ADMIN,
+) -> Incident:
+    """Open a new incident (or a triage candidate) and write its first timeline event."""
+    now = timezone.now()
+    title = _check_title(title)
+    if environment not in Environment.values:
+        raise IncidentError(
+            f"Unknown environment {environment!r}; use one of {', '.join(Environment.values)}.",
+            field="environment",
+        )
+    declared_at = _when(declared_at, now)
+    detected_at = detected_at or declared_at
+    started_at = started_at or detected_at
+    _check_times(started_at, detected_at, now)
+
+    incident = Incident(
+        reference=_allocate_reference(declared_at.year),
+        title=title,
+        summary=summary,
+        severity=severity,
+        incident_type=incident_type,
+        environment=environment,
+        status=Status.TRIAGE if triage else Status.DECLARED,
+        customer_impact=customer_impact,
+        estimated_users_affected=estimated_users_affected,
+        confidential=(
+            incident_type.confidential_by_default if confidential is None else confidential
+        ),
+        declared_by=_user_or_none(actor),
+        started_at=started_at,
+        detected_at=detected_at,
+        declared_at=None if triage else declared_at,
+    )
+    if detection_source is not None:
+        incident.detection_source = detection_source
+    _save(incident, actor)
+    services = list(services)
+    if services:
+        incident.services.set(services)
+
+    verb = "Raised for triage" if triage else "Declared"
+    _record(
+        incident,
+        kind=TimelineEvent.Kind.DECLARED,
+        summary=f"{verb} as {severity.key} {incident_type.name.lower()} in {environment}: {title}",
+        actor=actor,
+        source=source,
+        occurred_at=declared_at,
+        details={
+            "severity": severity.key,
+            "type": incident_type.slug,
+            "environment": environment,
+            "services": [service.slug for service in services],
+        },
+    )
+    if commander is not None:
+        role_assign(
+            incident=incident,
+            role=Role.COMMANDER,
+            user=commander,
+            actor=actor,
+            source=source,
+            occurred_at=declared_at,
+        )
+    return incident
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def incident_transition(
+    *,
+    incident: Incident,
+    to_status: str,
+    actor=None,
+    note: str = "",
+    source: str = Source.ADMIN,
+    occurred_at: datetime | None = None,
+) -> Incident:
+    """Move the incident to `to_status` if the lifecycle allows it from where it is."""
+    incident = _lock(incident)
+    from_status = incident.status
+    if to_status not in TRANSITIONS.get(from_status, frozenset()):
+        raise TransitionNotAllowed(
+            reference=incident.reference,
+            from_status=from_status,
+            to_status=to_status,
+            allowed=allowed_transitions(from_status),
+        )
+    when = _when(occurred_at, timezone.now())
+    stamped = _stamp_milestones(incident, to_status, when)
+    incident.status = to_status
+    _save(incident, actor)
+
+    summary = f"Status {Status(from_status).label} → {Status(to_status).label}"
+    if note:
+        summary = f"{summary}: {note}"
+    _record(
+        incident,
+        kind=TimelineEvent.Kind.STATUS_CHANGE,
+        summary=summary,
+        actor=actor,
+        source=source,
+        occurred_at=when,
+        details={"from": from_status, "to": to_status, "note": note, "stamped": stamped},
+    )
+    return incident
+
+
+def _stamp_milestones(incident: Incident, to_status: str, when: datetime) -> list[str]:
+    """Stamp the milestone of `to_status` (and those it implies) the first time only."""
+    fields = [MILESTONES[to_status]] if to_status in MILESTONES else []
+    if to_status != Status.CANCELLED and to_status not in (Status.TRIAGE, Status.DECLARED):
+        # Working on an incident at all means someone acknowledged it, and an
+        # incident resolved without a separate mitigation was mitigated then.
+        fields.append("declared_at")
+        fields.append("acknowledged_at")
+        if to_status in (Status.RESOLVED, Status.CLOSED):
+            fields.append("mitigated_at")
+            fields.append("resolved_at")
+    stamped = []
+    for field in dict.fromkeys(fields):
+        if getattr(incident, field) is None:
+            setattr(incident, field, when)
+            stamped.append(field)
+    return stamped
+
+
+@transaction.atomic
+def incident_acknowledge(
+    *,
+    incident: Incident,
+    actor=None,
+    source: str = Source.ADMIN,
+    occurred_at: datetime | None = None,
+) -> Incident:
+    """Acknowledge the incident: stamp acknowledged_at and start investigating."""
+    locked = _lock(incident)
+    if locked.acknowledged_at is not None:
+        raise IncidentError(
+            f"{locked.reference} was already acknowledged at "
+            f"{locked.acknowledged_at:%Y-%m-%d %H:%M} UTC."
+        )
+    if locked.status not in (Status.TRIAGE, Status.DECLARED):
+        raise IncidentError(
+            f"{locked.reference} is {locked.get_status_display().lower()}; "
+            "only a declared or triage incident can be acknowledged."
+        )
+    if locked.status == Status.TRIAGE:
+        locked = incident_transition(
+            incident=locked,
+            to_status=Status.DECLARED,
+            actor=actor,
+            note="accepted from triage",
+            source=source,
+            occurred_at=occurred_at,
+        )
+    return incident_transition(
+        incident=locked,
+        to_status=Status.INVESTIGATING,
+        actor=actor,
+        note="acknowledged",
+        source=source,
+        occurred_at=occurred_at,
+    )
+
+
+@transaction.atomic
+def incident_change_severity(
+    *,
+    incident: Incident,
+    severity: Severity,
+    reason: str,
+    actor=None,
+    source: str = Source.ADMIN,
+    occurred_at: datetime | None = None,
+) -> Incident:
+    """Re-rate the incident; the reason is required and kept on the timeline."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise IncidentError("Say why the severity changes.", field="reason")
+    incident = _lock(incident)
+    old = incident.severity
+    if old.pk == severity.pk:
+        raise IncidentError(f"{incident.reference} is already {severity.key}.", field="severity")
+    if not incident.is_open and incident.status != Status.RESOLVED:
+        raise IncidentError(
+            f"{incident.reference} is {incident.get_status_display().lower()}; "
+            "its severity can no longer change.",
+            field="severity",
+        )
+    when = _when(occurred_at, timezone.now())
+    incident.severity = severity
+    incident._change_reason = reason
+    _save(incident, actor)
+    direction = "Escalated" if severity.rank < old.rank else "Downgraded"
+    _record(
+        incident,
+        kind=TimelineEvent.Kind.SEVERITY_CHANGE,
+        summary=f"{direction} {old.key} → {severity.key}: {reason}",
+        actor=actor,
+        source=source,
+        occurred_at=when,
+        details={"from": old.key, "to": severity.key, "reason": reason},
+    )
+    return incident
+
+
+@transaction.atomic
+def incident_update_details(
+    *,
+    incident: Incident,
+    actor=None,
+    source: str = Source.ADMIN,
+    services: Iterable[Service] | None = None,
+    **changes,
+) -> Incident:
+    """Edit the descriptive fields (title, summary, impact…); history keeps old values."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise IncidentError(f"Cannot edit {', '.join(sorted(unknown))} here.")
+    incident = _lock(incident)
+    if "title" in changes:
+        changes["title"] = _check_title(changes["title"])
+    if "environment" in changes and changes["environment"] not in Environment.values:
+        raise IncidentError(f"Unknown environment {changes['environment']!r}.", field="environment")
+    changed = [name for name, value in changes.items() if getattr(incident, name) != value]
+    for name in changed:
+        setattr(incident, name, changes[name])
+    if "started_at" in changed or "detected_at" in changed:
+        _check_times(incident.started_at, incident.detected_at, timezone.now())
+
+    details: dict = {"fields": sorted(changed)}
+    if services is not None:
+        new_slugs = sorted(service.slug for service in services)
+        old_slugs = sorted(incident.services.values_list("slug", flat=True))
+        if new_slugs != old_slugs:
+            details["services"] = {"from": old_slugs, "to": new_slugs}
+            changed.append("services")
+    if not changed:
+        return incident
+
+    _save(incident, actor)
+    if "services" in details:
+        incident.services.set(services)
+    labels = [Incident._meta.get_field(name).verbose_name for name in changed]
+    _record(
+        incident,
+        kind=TimelineEvent.Kind.DETAILS_CHANGE,
+        summary=f"Updated {', '.join(labels)}",
+        actor=actor,
+        source=source,
+        occurred_at=timezone.now(),
+        details=details,
+    )
+    return incident
+
+
+# --- roles ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def role_assign(
+    *,
+    incident: Incident,
+    role: str,
+    user,
+    actor=None,
+    source: str = Source.ADMIN,
+    occurred_at: datetime | None = None,
+) -> RoleAssignment:
+    """Give `user` the role, relieving the previous holder (kept, with relieved_at)."""
+    if role not in Role.values:
+        raise IncidentError(
+            f"Unknown role {role!r}; use one of {', '.join(Role.values)}.", field="role"
+        )
+    if not user.is_active:
+        raise IncidentError(f"{user.get_username()} is not an active user.", field="user")
+    incident = _lock(incident)
+    when = _when(occurred_at, timezone.now())
+    active = incident.roles.select_for_update().filter(role=role, relieved_at__isnull=True)
+    if active.filter(user=user).exists():
+        raise IncidentError(
+            f"{user.get_username()} is already {Role(role).label.lower()} of {incident.reference}.",
+            field="user",
+        )
+    relieved = []
+    if role not in MULTI_HOLDER_ROLES:
+        for previous in active:
+            previous.relieved_at = when
+            _save(previous, actor)
+            relieved.append(previous.user.get_username())
+
+    assignment = RoleAssignment(
+        incident=incident,
+        role=role,
+        user=user,
+        assigned_at=when,
+        assigned_by=_user_or_none(actor),
+    )
+    _save(assignment, actor)
+    summary = f"{user.get_username()} is now {Role(role).label.lower()}"
+    if relieved:
+        summary = f"{summary}, taking over from {', '.join(relieved)}"
+    _record(
+        incident,
+        kind=TimelineEvent.Kind.ROLE_CHANGE,
+        summary=summary,
+        actor=actor,
+        source=source,
+        occurred_at=when,
+        details={"role": role, "user": user.get_username(), "relieved": relieved},
+    )
+    return assignment
+
+
+@transaction.atomic
+def role_relieve(
+    *,
+    assignment: RoleAssignment,
+    actor=None,
+    source: str = Source.ADMIN,
+    occurred_at: datetime | None = None,
+) -> RoleAssignment:
+    """Stand someone down from a role without naming a successor."""
+    _lock(assignment.incident)
+    assignment = RoleAssignment.objects.select_for_update().get(pk=assignment.pk)
+    if assignment.relieved_at is not None:
+        raise IncidentError(f"{assignment.user.get_username()} was already relieved.")
+    when = _when(occurred_at, timezone.now())
+    assignment.relieved_at = when
+    _save(assignment, actor)
+    _record(
+        assignment.incident,
+        kind=TimelineEvent.Kind.ROLE_CHANGE,
+        summary=(
+            f"{assignment.user.get_username()} stood down as {assignment.get_role_display().lower()}"
+        ),
+        actor=actor,
+        source=source,
+        occurred_at=when,
+        details={"role": assignment.role, "user": assignment.user.get_username(), "relieved": []},
+    )
+    return assignment
+
+
+# --- timeline -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def timeline_add_entry(
+    *,
+    incident: Incident,
+    kind: str,
+    summary: str,
+    actor=None,
+    source: str = Source.ADMIN,
+    occurred_at: datetime | None = None,
+    details: dict | None = None,
+) -> TimelineEvent:
+    """Add a note, action, decision or communication written by a person."""
+    if kind not in TimelineEvent.MANUAL_KINDS:
+        allowed = ", ".join(str(k) for k in TimelineEvent.MANUAL_KINDS)
+        raise IncidentError(f"Cannot add a {kind!r} entry; use one of {allowed}.", field="kind")
+    summary = (summary or "").strip()
+    if not summary:
+        raise IncidentError("The entry needs some text.", field="summary")
+    incident = _lock(incident)
+    return _record(
+        incident,
+        kind=kind,
+        summary=summary,
+        actor=actor,
+        source=source,
+        occurred_at=_when(occurred_at, timezone.now()),
+        details=details,
+    )

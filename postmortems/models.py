@@ -1,0 +1,1 @@
+"""Blameless reviews: built in the post-mortems issue (step 4)."""
