@@ -182,3 +182,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Members of this group see every confidential incident; others see only their own.
+SECURITY_GROUP = env_str("SECURITY_GROUP", "Security")

@@ -1,1 +1,599 @@
-from django.contrib import admin  # noqa
+"""The commander's console. Thin: every change goes through incidents.services."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+from simple_history.admin import SimpleHistoryAdmin
+
+from . import services
+from .errors import IncidentError
+from .models import (
+    OPEN_STATUSES,
+    Incident,
+    IncidentType,
+    Role,
+    RoleAssignment,
+    Service,
+    Severity,
+    Source,
+    Status,
+    TimelineEvent,
+)
+from .queries import incident_list_visible_to, with_commander
+
+STATUS_COLORS = {
+    Status.TRIAGE: "#7c3aed",
+    Status.DECLARED: "#dc2626",
+    Status.INVESTIGATING: "#ea580c",
+    Status.IDENTIFIED: "#ca8a04",
+    Status.MONITORING: "#2563eb",
+    Status.RESOLVED: "#16a34a",
+    Status.CLOSED: "#6b7280",
+    Status.CANCELLED: "#9ca3af",
+}
+
+
+def badge(text: str, color: str):
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
+        'font-weight:600;white-space:nowrap">{}</span>',
+        color,
+        text,
+    )
+
+
+def short_duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    if minutes < 48 * 60:
+        return f"{minutes // 60}h {minutes % 60:02d}m"
+    return f"{minutes // (24 * 60)}d {minutes // 60 % 24}h"
+
+
+# --- catalogue ------------------------------------------------------------------------
+
+
+@admin.register(Service)
+class ServiceAdmin(SimpleHistoryAdmin):
+    list_display = ("name", "slug", "owning_team", "tier")
+    list_filter = ("tier", "owning_team")
+    search_fields = ("name", "slug", "owning_team", "description")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(Severity)
+class SeverityAdmin(SimpleHistoryAdmin):
+    list_display = (
+        "key",
+        "colored_label",
+        "rank",
+        "acknowledge_within",
+        "update_every",
+        "escalate_after",
+        "response_in_business_hours",
+        "postmortem_required",
+        "postmortem_due_days",
+    )
+    search_fields = ("key", "label")
+    fieldsets = (
+        (None, {"fields": ("key", "label", "rank", "aliases", "color", "description")}),
+        (
+            "Response policy",
+            {
+                "fields": (
+                    "acknowledge_within",
+                    "update_every",
+                    "escalate_after",
+                    "response_in_business_hours",
+                )
+            },
+        ),
+        ("Post-mortem", {"fields": ("postmortem_required", "postmortem_due_days")}),
+    )
+
+    @admin.display(description="label", ordering="label")
+    def colored_label(self, obj):
+        return badge(obj.label, obj.color)
+
+
+@admin.register(IncidentType)
+class IncidentTypeAdmin(SimpleHistoryAdmin):
+    list_display = ("name", "slug", "confidential_by_default")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+# --- incidents ------------------------------------------------------------------------
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "open / closed"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Open"), ("no", "Resolved, closed or cancelled"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(status__in=OPEN_STATUSES)
+        if self.value() == "no":
+            return queryset.exclude(status__in=OPEN_STATUSES)
+        return queryset
+
+
+class IncidentActionForm(ActionForm):
+    """Extra inputs beside the action menu, read by the actions that need them."""
+
+    to_status = forms.ChoiceField(
+        required=False, label="Move to", choices=[("", "status…"), *Status.choices]
+    )
+    new_severity = forms.ModelChoiceField(
+        required=False, label="Severity", queryset=Severity.objects.all(), empty_label="severity…"
+    )
+    note = forms.CharField(required=False, label="Note / reason")
+
+
+class IncidentAdminForm(forms.ModelForm):
+    move_to = forms.ChoiceField(
+        required=False,
+        label="Move to status",
+        help_text="Only the moves the lifecycle allows from the current status are offered.",
+    )
+    move_note = forms.CharField(required=False, label="Note on the status change")
+    severity_reason = forms.CharField(
+        required=False,
+        label="Reason for severity change",
+        help_text="Required when the severity changes; it goes on the timeline.",
+    )
+    commander = forms.ModelChoiceField(
+        required=False,
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        help_text="Who runs the response. Leave empty to assign later.",
+    )
+
+    class Meta:
+        model = Incident
+        fields = (
+            "title",
+            "severity",
+            "incident_type",
+            "environment",
+            "summary",
+            "services",
+            "customer_impact",
+            "estimated_users_affected",
+            "detection_source",
+            "confidential",
+            "started_at",
+            "detected_at",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            # Declaring: both times default to now, as in the services.
+            for name in ("started_at", "detected_at"):
+                if name in self.fields:
+                    self.fields[name].required = False
+                    self.fields[name].help_text = "Leave empty for now."
+        if "move_to" in self.fields:
+            allowed = services.allowed_transitions(self.instance.status)
+            self.fields["move_to"].choices = [("", "—")] + [
+                (value, Status(value).label) for value in allowed
+            ]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is None:
+            now = timezone.now()
+            started, detected = cleaned.get("started_at"), cleaned.get("detected_at")
+            for name, value in (("started_at", started), ("detected_at", detected)):
+                if value and value > now:
+                    self.add_error(name, "Cannot be in the future.")
+            if started and detected and detected < started:
+                self.add_error("detected_at", "Detection cannot come before the impact started.")
+            return cleaned
+        if "severity" in self.changed_data and not cleaned.get("severity_reason", "").strip():
+            self.add_error("severity_reason", "Say why the severity changes.")
+        return cleaned
+
+
+class RoleAssignmentInline(admin.TabularInline):
+    model = RoleAssignment
+    fk_name = "incident"
+    fields = ("role", "user", "assigned_at", "relieved_at", "assigned_by")
+    readonly_fields = ("assigned_at", "relieved_at", "assigned_by")
+    autocomplete_fields = ("user",)
+    extra = 1
+    verbose_name = "role"
+    verbose_name_plural = "Roles (assigning a role hands it over; the previous holder is kept)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user", "assigned_by")
+
+    # Past assignments are the record: they are shown, never edited or deleted.
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class TimelineEntryForm(forms.ModelForm):
+    kind = forms.ChoiceField(
+        choices=[(kind.value, kind.label) for kind in TimelineEvent.MANUAL_KINDS],
+        initial=TimelineEvent.Kind.NOTE,
+    )
+    occurred_at = forms.SplitDateTimeField(
+        required=False,
+        widget=admin.widgets.AdminSplitDateTime,
+        help_text="Leave empty for now.",
+    )
+    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "cols": 70}))
+
+    class Meta:
+        model = TimelineEvent
+        fields = ("occurred_at", "kind", "summary")
+
+    def clean_occurred_at(self):
+        value = self.cleaned_data.get("occurred_at") or timezone.now()
+        if value > timezone.now():
+            raise forms.ValidationError("A timeline entry cannot happen in the future.")
+        return value
+
+
+class TimelineEventInline(admin.TabularInline):
+    model = TimelineEvent
+    form = TimelineEntryForm
+    fields = ("occurred_at", "kind", "summary", "author", "source")
+    readonly_fields = ("author", "source")
+    extra = 1
+    verbose_name = "timeline entry"
+    verbose_name_plural = "Timeline (add a note, action, decision or communication below)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+    # The timeline is append-only.
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Incident)
+class IncidentAdmin(SimpleHistoryAdmin):
+    form = IncidentAdminForm
+    action_form = IncidentActionForm
+    list_display = (
+        "reference",
+        "title",
+        "severity_badge",
+        "status_badge",
+        "environment",
+        "commander",
+        "declared_ago",
+        "acknowledgement",
+    )
+    list_display_links = ("reference", "title")
+    list_filter = (
+        OpenFilter,
+        "status",
+        "severity",
+        "incident_type",
+        "environment",
+        "services",
+        "confidential",
+        ("declared_at", admin.DateFieldListFilter),
+    )
+    search_fields = ("reference", "title", "summary")
+    list_select_related = ("severity", "incident_type")
+    list_per_page = 50
+    show_full_result_count = False
+    autocomplete_fields = ("services",)
+    actions = ("acknowledge", "move_to_status", "change_severity", "make_me_commander")
+    history_list_display = ("status", "severity")
+
+    add_fieldsets = (
+        (
+            "What is happening",
+            {"fields": ("title", "severity", "incident_type", "environment", "summary")},
+        ),
+        (
+            "Impact",
+            {
+                "fields": (
+                    "services",
+                    "customer_impact",
+                    "estimated_users_affected",
+                    "detection_source",
+                    "confidential",
+                )
+            },
+        ),
+        ("When", {"fields": ("started_at", "detected_at")}),
+        ("Response", {"fields": ("commander",)}),
+    )
+    change_fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("reference", "status_badge", "acknowledgement"),
+                    "title",
+                    ("severity", "severity_reason"),
+                    ("move_to", "move_note"),
+                    ("incident_type", "environment"),
+                    "summary",
+                )
+            },
+        ),
+        (
+            "Impact",
+            {
+                "fields": (
+                    "services",
+                    "customer_impact",
+                    "estimated_users_affected",
+                    "detection_source",
+                    "confidential",
+                )
+            },
+        ),
+        (
+            "Milestones",
+            {
+                "fields": (
+                    ("started_at", "detected_at"),
+                    ("declared_at", "declared_by"),
+                    ("acknowledged_at", "identified_at"),
+                    ("mitigated_at", "resolved_at"),
+                    "closed_at",
+                    "durations",
+                )
+            },
+        ),
+    )
+    change_readonly_fields = (
+        "reference",
+        "status_badge",
+        "acknowledgement",
+        "declared_at",
+        "declared_by",
+        "acknowledged_at",
+        "identified_at",
+        "mitigated_at",
+        "resolved_at",
+        "closed_at",
+        "durations",
+    )
+
+    def get_queryset(self, request):
+        queryset = incident_list_visible_to(request.user, super().get_queryset(request))
+        return with_commander(queryset)
+
+    def get_fieldsets(self, request, obj=None):
+        return self.change_fieldsets if obj else self.add_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.change_readonly_fields if obj else ()
+
+    def get_inlines(self, request, obj):
+        return (RoleAssignmentInline, TimelineEventInline) if obj else ()
+
+    # --- columns ----------------------------------------------------------------------
+
+    @admin.display(description="severity", ordering="severity__rank")
+    def severity_badge(self, obj):
+        return badge(obj.severity.key, obj.severity.color)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.get_status_display(), STATUS_COLORS[obj.status])
+
+    @admin.display(description="commander")
+    def commander(self, obj):
+        return getattr(obj, "commander_username", None) or "—"
+
+    @admin.display(description="declared", ordering="declared_at")
+    def declared_ago(self, obj):
+        if obj.declared_at is None:
+            return "in triage"
+        return f"{timesince(obj.declared_at)} ago"
+
+    @admin.display(description="acknowledgement")
+    def acknowledgement(self, obj):
+        if obj.acknowledged_at is not None:
+            taken = obj.acknowledged_at - (obj.declared_at or obj.acknowledged_at)
+            return format_html("✔ in {}", short_duration(taken))
+        if not obj.is_open or obj.ack_due_at is None:
+            return "—"
+        now = timezone.now()
+        if obj.is_ack_overdue(now):
+            return badge(f"OVERDUE by {short_duration(now - obj.ack_due_at)}", "#b91c1c")
+        return format_html(
+            '<span style="color:#b45309">due in {}</span>', short_duration(obj.ack_due_at - now)
+        )
+
+    @admin.display(description="durations")
+    def durations(self, obj):
+        rows = [
+            ("to detect", obj.started_at, obj.detected_at),
+            ("to acknowledge", obj.declared_at, obj.acknowledged_at),
+            ("to mitigate", obj.started_at, obj.mitigated_at),
+            ("to resolve", obj.started_at, obj.resolved_at),
+        ]
+        parts = [
+            f"{label}: {short_duration(end - start)}" for label, start, end in rows if start and end
+        ]
+        return " · ".join(parts) or "—"
+
+    # --- saving through services ------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if not change:
+                created = services.incident_declare(
+                    title=data["title"],
+                    severity=data["severity"],
+                    incident_type=data["incident_type"],
+                    environment=data["environment"],
+                    summary=data.get("summary", ""),
+                    services=data.get("services") or (),
+                    customer_impact=data.get("customer_impact", ""),
+                    estimated_users_affected=data.get("estimated_users_affected"),
+                    detection_source=data.get("detection_source") or None,
+                    # Unticked means "the type's default" (security starts confidential).
+                    confidential=True if data.get("confidential") else None,
+                    started_at=data.get("started_at"),
+                    detected_at=data.get("detected_at"),
+                    commander=data.get("commander"),
+                    actor=request.user,
+                    source=Source.ADMIN,
+                )
+                obj.pk, obj.reference = created.pk, created.reference
+                return
+            self._save_changes(request, obj, form)
+        except IncidentError as error:
+            # The admin view is one transaction: undo anything written, say why.
+            transaction.set_rollback(True)
+            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
+
+    def _save_changes(self, request, obj, form):
+        data = form.cleaned_data
+        edited = {
+            name: data[name] for name in form.changed_data if name in services.EDITABLE_FIELDS
+        }
+        if edited or "services" in form.changed_data:
+            services.incident_update_details(
+                incident=obj,
+                actor=request.user,
+                services=data["services"] if "services" in form.changed_data else None,
+                **edited,
+            )
+        if "severity" in form.changed_data:
+            services.incident_change_severity(
+                incident=obj,
+                severity=data["severity"],
+                reason=data["severity_reason"],
+                actor=request.user,
+            )
+        if data.get("move_to"):
+            services.incident_transition(
+                incident=obj,
+                to_status=data["move_to"],
+                note=data.get("move_note", ""),
+                actor=request.user,
+            )
+
+    def save_related(self, request, form, formsets, change):
+        # Services and the m2m were written by the services; only the inlines remain.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change)
+
+    def save_formset(self, request, form, formset, change):
+        incident = form.instance
+        try:
+            for instance in formset.save(commit=False):
+                if instance.pk is not None:
+                    continue
+                if isinstance(instance, RoleAssignment):
+                    services.role_assign(
+                        incident=incident,
+                        role=instance.role,
+                        user=instance.user,
+                        actor=request.user,
+                    )
+                elif isinstance(instance, TimelineEvent):
+                    services.timeline_add_entry(
+                        incident=incident,
+                        kind=instance.kind,
+                        summary=instance.summary,
+                        occurred_at=instance.occurred_at,
+                        actor=request.user,
+                    )
+        except IncidentError as error:
+            transaction.set_rollback(True)
+            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
+
+    def has_delete_permission(self, request, obj=None):
+        # Incidents are records: cancel one instead. Superusers may still purge test data.
+        return request.user.is_superuser
+
+    # --- actions ----------------------------------------------------------------------
+
+    def _run(self, request, queryset, verb, call):
+        """Apply `call` to each incident; report how many worked and why others did not."""
+        done, failed = 0, []
+        for incident in queryset:
+            try:
+                call(incident)
+                done += 1
+            except IncidentError as error:
+                failed.append(error.message)
+        if done:
+            self.message_user(request, f"{verb} {done} incident(s).", messages.SUCCESS)
+        for message in failed:
+            self.message_user(request, message, messages.ERROR)
+
+    @admin.action(description="Acknowledge", permissions=["change"])
+    def acknowledge(self, request, queryset):
+        self._run(
+            request,
+            queryset,
+            "Acknowledged",
+            lambda incident: services.incident_acknowledge(incident=incident, actor=request.user),
+        )
+
+    @admin.action(description="Move to the status chosen (with the note)", permissions=["change"])
+    def move_to_status(self, request, queryset):
+        to_status = request.POST.get("to_status", "")
+        if to_status not in Status.values:
+            self.message_user(request, "Choose a status to move to.", messages.ERROR)
+            return
+        note = request.POST.get("note", "").strip()
+        self._run(
+            request,
+            queryset,
+            f"Moved to {Status(to_status).label.lower()}:",
+            lambda incident: services.incident_transition(
+                incident=incident, to_status=to_status, note=note, actor=request.user
+            ),
+        )
+
+    @admin.action(description="Change severity (with the reason)", permissions=["change"])
+    def change_severity(self, request, queryset):
+        severity = Severity.objects.filter(pk=request.POST.get("new_severity") or None).first()
+        if severity is None:
+            self.message_user(request, "Choose the new severity.", messages.ERROR)
+            return
+        reason = request.POST.get("note", "")
+        self._run(
+            request,
+            queryset,
+            f"Changed to {severity.key}:",
+            lambda incident: services.incident_change_severity(
+                incident=incident, severity=severity, reason=reason, actor=request.user
+            ),
+        )
+
+    @admin.action(description="Make me commander", permissions=["change"])
+    def make_me_commander(self, request, queryset):
+        self._run(
+            request,
+            queryset,
+            "You now command",
+            lambda incident: services.role_assign(
+                incident=incident, role=Role.COMMANDER, user=request.user, actor=request.user
+            ),
+        )

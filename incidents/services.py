@@ -533,9 +533,8 @@ def role_relieve(
     _record(
         assignment.incident,
         kind=TimelineEvent.Kind.ROLE_CHANGE,
-        summary=(
-            f"{assignment.user.get_username()} stood down as {assignment.get_role_display().lower()}"
-        ),
+        summary=f"{assignment.user.get_username()} stood down as "
+        f"{assignment.get_role_display().lower()}",
         actor=actor,
         source=source,
         occurred_at=when,

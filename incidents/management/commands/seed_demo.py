@@ -1,0 +1,276 @@
+"""A believable organisation to explore: people, services and ~40 incidents of 90 days."""
+
+import random
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from incidents import services
+from incidents.models import (
+    DetectionSource,
+    Environment,
+    Incident,
+    IncidentType,
+    Role,
+    Service,
+    Severity,
+    Source,
+    Status,
+    TimelineEvent,
+)
+
+PEOPLE = [
+    # username, first, last, group
+    ("alice", "Alice", "Moreno", "Incident commanders"),
+    ("ravi", "Ravi", "Shah", "Incident commanders"),
+    ("bob", "Bob", "Lindqvist", "Responders"),
+    ("chen", "Chen", "Wei", "Responders"),
+    ("dana", "Dana", "Okafor", "Responders"),
+    ("erik", "Erik", "Svensson", "Responders"),
+    ("carol", "Carol", "Nguyen", "Security"),
+    ("frank", "Frank", "Adeyemi", "Security"),
+    ("grace", "Grace", "Kim", "Stakeholders"),
+    ("henry", "Henry", "Dubois", "Stakeholders"),
+]
+
+SERVICES = [
+    # name, slug, team, tier, description
+    ("Public API", "api", "Platform", 1, "REST API used by the apps and integrators."),
+    ("Web app", "web", "Frontend", 1, "The customer-facing single-page application."),
+    ("Checkout", "checkout", "Payments", 1, "Basket, checkout and order placement."),
+    ("Payments gateway", "payments", "Payments", 1, "Card and wallet payments via providers."),
+    ("Authentication", "auth", "Identity", 1, "Login, sessions, SSO and MFA."),
+    ("Search", "search", "Discovery", 2, "Product search and suggestions."),
+    ("Primary database", "database", "Platform", 1, "PostgreSQL cluster behind most services."),
+    ("Notifications", "notifications", "Engagement", 2, "Email, push and SMS delivery."),
+    ("CDN", "cdn", "Platform", 2, "Static assets and image delivery."),
+    ("Data pipeline", "data-pipeline", "Data", 3, "Nightly ETL into the warehouse."),
+]
+
+SCENARIOS = {
+    "outage": [
+        ("Checkout returns 502 for all users", ["checkout", "api"]),
+        ("Login page times out", ["auth", "web"]),
+        ("Public API unavailable in eu-west", ["api"]),
+        ("Push notifications not delivered", ["notifications"]),
+        ("Web app blank page after deploy", ["web", "cdn"]),
+    ],
+    "performance": [
+        ("Search latency p99 above 4s", ["search"]),
+        ("Database CPU saturated, slow queries", ["database", "api"]),
+        ("Image loading slow in APAC", ["cdn"]),
+        ("API error rate above 5%", ["api"]),
+    ],
+    "security": [
+        ("Credential-stuffing attack on login", ["auth"]),
+        ("Leaked API token found in public repository", ["api"]),
+        ("Suspicious admin access from unknown IP", ["auth", "database"]),
+    ],
+    "data": [
+        ("Nightly ETL loaded duplicate orders", ["data-pipeline"]),
+        ("Replica lag causing stale account balances", ["database"]),
+        ("Backup job failing for three nights", ["database"]),
+    ],
+    "integration": [
+        ("Payment provider declining valid cards", ["payments", "checkout"]),
+        ("SMS provider rate-limiting our account", ["notifications"]),
+        ("SSO provider certificate expired", ["auth"]),
+    ],
+}
+
+NOTES = [
+    (TimelineEvent.Kind.ACTION, "Rolled back the last deploy of the affected service."),
+    (TimelineEvent.Kind.NOTE, "Error rate graph shows the spike starting at the deploy."),
+    (TimelineEvent.Kind.DECISION, "Freeze all deploys until the incident is resolved."),
+    (TimelineEvent.Kind.COMMUNICATION, "Posted an update in the customer support channel."),
+    (TimelineEvent.Kind.ACTION, "Scaled the worker pool from 6 to 12 instances."),
+    (TimelineEvent.Kind.NOTE, "Provider status page confirms a partial outage on their side."),
+    (TimelineEvent.Kind.DECISION, "Fail over to the secondary region."),
+]
+
+# Severity mix of a typical quarter: few SEV1s, many SEV3/4s.
+SEVERITY_WEIGHTS = {"SEV1": 3, "SEV2": 8, "SEV3": 14, "SEV4": 10}
+# The path through the lifecycle, and the first ones guarantee every state appears.
+FORCED_ENDS = [
+    Status.TRIAGE,
+    Status.DECLARED,
+    Status.INVESTIGATING,
+    Status.IDENTIFIED,
+    Status.MONITORING,
+    Status.RESOLVED,
+    Status.CANCELLED,
+    Status.CLOSED,
+]
+PATH = [Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING, Status.RESOLVED, Status.CLOSED]
+
+
+class Command(BaseCommand):
+    help = "Create demo people, services and incidents. Safe to run again."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--incidents", type=int, default=40)
+        parser.add_argument("--seed", type=int, default=2026)
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        people = self._people()
+        self._services()
+        if Incident.objects.exists():
+            self.stdout.write("Demo people and services are in place; incidents already exist.")
+            return
+        rng = random.Random(options["seed"])
+        plans = [
+            self._plan(rng, people, FORCED_ENDS[index] if index < len(FORCED_ENDS) else None)
+            for index in range(options["incidents"])
+        ]
+        # Declare in time order so references count up with the calendar.
+        for plan in sorted(plans, key=lambda plan: plan["declare"]["declared_at"]):
+            self._create(rng, **plan)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created {options['incidents']} demo incidents. Demo people have no password; "
+                "give one with `python manage.py changepassword alice`."
+            )
+        )
+
+    def _people(self):
+        User = get_user_model()
+        people = {}
+        for username, first, last, group in PEOPLE:
+            user, created = User.objects.get_or_create(
+                username=username,
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{username}@example.com",
+                    "is_staff": True,
+                },
+            )
+            if created:
+                user.set_unusable_password()
+                user.save()
+            user.groups.add(Group.objects.get(name=group))
+            people.setdefault(group, []).append(user)
+        return people
+
+    def _services(self):
+        for name, slug, team, tier, description in SERVICES:
+            Service.objects.get_or_create(
+                slug=slug,
+                defaults={
+                    "name": name,
+                    "owning_team": team,
+                    "tier": tier,
+                    "description": description,
+                },
+            )
+
+    def _plan(self, rng, people, end):
+        """Return what to declare and how far along the lifecycle to take it."""
+        now = timezone.now()
+        type_slug = rng.choice(list(SCENARIOS))
+        title, service_slugs = rng.choice(SCENARIOS[type_slug])
+        severity_key = rng.choices(list(SEVERITY_WEIGHTS), weights=SEVERITY_WEIGHTS.values())[0]
+        severity = Severity.objects.get(key=severity_key)
+        commanders = people["Incident commanders"]
+        responders = people["Responders"] + (people["Security"] if type_slug == "security" else [])
+
+        # Minutes between milestones; quicker for higher severities.
+        pace = severity.rank
+        gaps = [
+            rng.randint(2, 12) * pace,  # acknowledge
+            rng.randint(10, 90) * pace,  # identify
+            rng.randint(5, 45),  # mitigate
+            rng.randint(20, 240),  # resolve
+            rng.randint(24 * 60, 5 * 24 * 60),  # close after the review
+        ]
+        if end is None:
+            end = rng.choices(
+                [Status.CLOSED, Status.RESOLVED, Status.CANCELLED], weights=[12, 4, 1]
+            )[0]
+        path = [] if end in (Status.TRIAGE, Status.DECLARED, Status.CANCELLED) else PATH
+        if end in PATH:
+            path = PATH[: PATH.index(end) + 1]
+        needed = timedelta(minutes=sum(gaps[: len(path)]) + 30)
+        if end in (Status.CLOSED, Status.CANCELLED):
+            ago = timedelta(days=rng.uniform(7, 89))
+        elif end == Status.RESOLVED:
+            ago = timedelta(days=rng.uniform(1, 5))
+        else:
+            ago = timedelta(minutes=rng.randint(5, 50))
+        declared_at = now - max(ago, needed)
+        detected_at = declared_at - timedelta(minutes=rng.randint(1, 15))
+        started_at = detected_at - timedelta(minutes=rng.randint(0, 30))
+
+        commander = rng.choice(commanders)
+        declare = dict(
+            title=title,
+            severity=severity,
+            incident_type=IncidentType.objects.get(slug=type_slug),
+            environment=rng.choices(Environment.values, weights=[8, 2, 1])[0],
+            summary=f"{title}. Impact is being assessed by the on-call team.",
+            services=Service.objects.filter(slug__in=service_slugs),
+            customer_impact="Customers cannot complete the affected journey."
+            if severity.rank <= 2
+            else "",
+            estimated_users_affected=rng.choice([None, 120, 1_500, 12_000, 85_000]),
+            detection_source=rng.choice(DetectionSource.values),
+            started_at=started_at,
+            detected_at=detected_at,
+            declared_at=declared_at,
+            triage=end == Status.TRIAGE,
+            commander=None if end in (Status.TRIAGE, Status.DECLARED) else commander,
+            actor=commander,
+            source=rng.choice([Source.ADMIN, Source.API, Source.CLI]),
+        )
+        return {
+            "declare": declare,
+            "end": end,
+            "path": path,
+            "gaps": gaps,
+            "commander": commander,
+            "responder": rng.choice(responders),
+        }
+
+    def _create(self, rng, *, declare, end, path, gaps, commander, responder):
+        incident = services.incident_declare(**declare)
+        declared_at = declare["declared_at"]
+        if end == Status.CANCELLED:
+            services.incident_transition(
+                incident=incident,
+                to_status=Status.CANCELLED,
+                note="False alarm: monitoring glitch, no customer impact.",
+                actor=commander,
+                occurred_at=declared_at + timedelta(minutes=rng.randint(3, 20)),
+            )
+            return
+
+        at = declared_at
+        for step, status in enumerate(path):
+            at += timedelta(minutes=gaps[step])
+            if status == Status.INVESTIGATING:
+                services.incident_acknowledge(incident=incident, actor=commander, occurred_at=at)
+                services.role_assign(
+                    incident=incident,
+                    role=Role.TECHNICAL_LEAD,
+                    user=responder,
+                    actor=commander,
+                    occurred_at=at,
+                )
+                kind, text = rng.choice(NOTES)
+                services.timeline_add_entry(
+                    incident=incident,
+                    kind=kind,
+                    summary=text,
+                    actor=responder,
+                    occurred_at=at + timedelta(minutes=1),
+                )
+                at += timedelta(minutes=1)
+                continue
+            services.incident_transition(
+                incident=incident, to_status=status, actor=commander, occurred_at=at
+            )

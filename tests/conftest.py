@@ -1,0 +1,86 @@
+"""Shared fixtures: the default policy rows, personas and small builders."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from incidents import services
+from incidents.models import IncidentType, Service, Severity
+
+
+@pytest.fixture
+def sev1(db):
+    return Severity.objects.get(key="SEV1")
+
+
+@pytest.fixture
+def sev2(db):
+    return Severity.objects.get(key="SEV2")
+
+
+@pytest.fixture
+def outage(db):
+    return IncidentType.objects.get(slug="outage")
+
+
+@pytest.fixture
+def security_type(db):
+    return IncidentType.objects.get(slug="security")
+
+
+@pytest.fixture
+def api_service(db):
+    return Service.objects.create(name="Public API", slug="api", owning_team="Platform", tier=1)
+
+
+def make_user(django_user_model, username, *groups, **extra):
+    user = django_user_model.objects.create_user(
+        username=username, password="pw-" + username, email=f"{username}@example.com", **extra
+    )
+    for name in groups:
+        user.groups.add(Group.objects.get(name=name))
+    return user
+
+
+@pytest.fixture
+def commander(db, django_user_model):
+    """A staff member in the Incident commanders group."""
+    return make_user(django_user_model, "alice", "Incident commanders", is_staff=True)
+
+
+@pytest.fixture
+def responder(db, django_user_model):
+    return make_user(django_user_model, "bob", "Responders", is_staff=True)
+
+
+@pytest.fixture
+def security_member(db, django_user_model):
+    return make_user(django_user_model, "carol", "Security", is_staff=True)
+
+
+@pytest.fixture
+def outsider(db, django_user_model):
+    """Staff with incident permissions but no part in any incident."""
+    return make_user(django_user_model, "mallory", "Responders", is_staff=True)
+
+
+@pytest.fixture
+def commander_client(client, commander):
+    client.force_login(commander)
+    return client
+
+
+@pytest.fixture
+def declare(sev1, outage, commander):
+    """Declare an incident through the service, with sensible defaults."""
+
+    def _declare(**overrides):
+        fields = {
+            "title": "Checkout returns 502",
+            "severity": sev1,
+            "incident_type": outage,
+            "actor": commander,
+        }
+        fields.update(overrides)
+        return services.incident_declare(**fields)
+
+    return _declare
