@@ -21,7 +21,7 @@ run: $(STAMP) .secret_key
 	@export SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}"; \
 	$(BIN)/python manage.py migrate --no-input && \
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0 && \
-	$(BIN)/python manage.py seed_demo --if-empty && \
+	$(BIN)/python manage.py seed_demo && \
 	$(BIN)/python manage.py ensure_admin && \
 	exec $(BIN)/honcho start
 

@@ -1,0 +1,316 @@
+"""The commander's admin, used as a logged-in commander would use it."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from incidents import services
+from incidents.models import Incident, Role, Status, TimelineEvent
+from tests.forms import form_data
+
+CHANGELIST = reverse("admin:incidents_incident_changelist")
+ADD = reverse("admin:incidents_incident_add")
+
+
+def change_url(incident):
+    return reverse("admin:incidents_incident_change", args=[incident.pk])
+
+
+def submit_change(client, incident, **changes):
+    """Load the change page, edit fields like a person would, and save."""
+    page = client.get(change_url(incident))
+    assert page.status_code == 200
+    data = form_data(page.content.decode(), "incident_form")
+    data.update(changes)
+    return client.post(change_url(incident), data)
+
+
+def run_action(client, action, incidents, **extra):
+    data = {
+        "action": action,
+        "_selected_action": [incident.pk for incident in incidents],
+        **extra,
+    }
+    return client.post(CHANGELIST, data, follow=True)
+
+
+def messages_of(response):
+    return [str(message) for message in response.context["messages"]]
+
+
+# --- changelist -----------------------------------------------------------------------
+
+
+def test_changelist_shows_incidents_with_severity_status_and_ack_marker(commander_client, declare):
+    incident = declare(title="Checkout returns 502")
+    response = commander_client.get(CHANGELIST)
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert incident.reference in body
+    assert "Checkout returns 502" in body
+    assert "SEV1" in body and "Declared" in body
+    assert "due in" in body
+
+
+def test_changelist_marks_unacknowledged_incident_overdue(commander_client, declare):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    declare(declared_at=timezone.now() - timedelta(minutes=40))
+    body = commander_client.get(CHANGELIST).content.decode()
+    assert "OVERDUE by 25m" in body
+
+
+def test_changelist_filters_open_and_severity(commander_client, declare, sev2):
+    open_one = declare(title="Still burning")
+    closed_one = declare(title="Long over", severity=sev2)
+    services.incident_transition(incident=closed_one, to_status=Status.RESOLVED)
+    body = commander_client.get(CHANGELIST, {"open": "yes"}).content.decode()
+    assert open_one.reference in body and closed_one.reference not in body
+    body = commander_client.get(CHANGELIST, {"severity__id__exact": sev2.pk}).content.decode()
+    assert closed_one.reference in body and open_one.reference not in body
+
+
+def test_changelist_searches_by_reference(commander_client, declare):
+    wanted, other = declare(title="Alpha"), declare(title="Beta")
+    body = commander_client.get(CHANGELIST, {"q": wanted.reference}).content.decode()
+    assert wanted.reference in body and other.reference not in body
+
+
+def _changelist_queries(client):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(CHANGELIST)
+    assert response.status_code == 200
+    return len(queries)
+
+
+def test_changelist_query_count_does_not_grow_with_incidents(
+    commander_client, declare, responder, api_service
+):
+    def add(count):
+        for number in range(count):
+            incident = declare(title=f"Incident {number}", services=[api_service])
+            services.role_assign(incident=incident, role=Role.COMMANDER, user=responder)
+
+    add(5)
+    with_five = _changelist_queries(commander_client)
+    add(45)
+    with_fifty = _changelist_queries(commander_client)
+    assert with_fifty == with_five
+    assert with_five <= 12
+
+
+def test_confidential_incident_is_hidden_from_non_participants(
+    client, declare, security_type, outsider
+):
+    secret = declare(title="Token leaked", incident_type=security_type)
+    assert secret.confidential
+    client.force_login(outsider)
+    assert secret.reference not in client.get(CHANGELIST).content.decode()
+    response = client.get(change_url(secret))
+    assert response.status_code == 302  # the admin's "does not exist" redirect
+    assert Incident.objects.filter(pk=secret.pk).exists()
+
+
+def test_confidential_incident_is_visible_to_security_group(
+    client, declare, security_type, security_member
+):
+    secret = declare(title="Token leaked", incident_type=security_type)
+    client.force_login(security_member)
+    assert secret.reference in client.get(CHANGELIST).content.decode()
+    assert client.get(change_url(secret)).status_code == 200
+
+
+# --- declaring and editing ------------------------------------------------------------
+
+
+def test_declare_from_admin_allocates_reference_and_names_commander(
+    commander_client, commander, sev1, outage, api_service
+):
+    page = commander_client.get(ADD)
+    data = form_data(page.content.decode(), "incident_form")
+    data.update(
+        title="Payments failing",
+        severity=sev1.pk,
+        incident_type=outage.pk,
+        environment="production",
+        services=[api_service.pk],
+        commander=commander.pk,
+    )
+    response = commander_client.post(ADD, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    incident = Incident.objects.get(title="Payments failing")
+    assert incident.reference.startswith("INC-")
+    assert incident.status == Status.DECLARED
+    assert list(incident.services.all()) == [api_service]
+    assert incident.roles.get(role=Role.COMMANDER).user == commander
+    assert incident.timeline.filter(kind=TimelineEvent.Kind.DECLARED, source="admin").exists()
+    assert incident.history.earliest().history_user == commander
+
+
+def test_declare_from_admin_rejects_detection_before_start(commander_client, sev1, outage):
+    page = commander_client.get(ADD)
+    data = form_data(page.content.decode(), "incident_form")
+    data.update(
+        title="Clock trouble",
+        severity=sev1.pk,
+        incident_type=outage.pk,
+        environment="production",
+        started_at_0="2026-01-02",
+        started_at_1="10:00:00",
+        detected_at_0="2026-01-02",
+        detected_at_1="09:00:00",
+    )
+    response = commander_client.post(ADD, data)
+    assert response.status_code == 200
+    assert "Detection cannot come before the impact started." in response.content.decode()
+    assert not Incident.objects.filter(title="Clock trouble").exists()
+
+
+def test_editing_title_is_in_history_and_timeline(commander_client, commander, declare):
+    incident = declare(title="Old title")
+    response = submit_change(commander_client, incident, title="New title")
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.title == "New title"
+    newest, previous = incident.history.all()[:2]
+    delta = newest.diff_against(previous)
+    assert [(c.field, c.old, c.new) for c in delta.changes] == [("title", "Old title", "New title")]
+    assert newest.history_user == commander
+    assert incident.timeline.filter(kind=TimelineEvent.Kind.DETAILS_CHANGE).exists()
+
+
+def test_history_page_shows_who_changed_what(commander_client, declare):
+    incident = declare(title="Old title")
+    submit_change(commander_client, incident, title="New title")
+    url = reverse("admin:incidents_incident_history", args=[incident.pk])
+    body = commander_client.get(url).content.decode()
+    assert "alice" in body
+    assert "Old title" in body and "New title" in body
+
+
+def test_severity_change_on_page_requires_reason(commander_client, declare, sev2):
+    incident = declare()
+    response = submit_change(commander_client, incident, severity=sev2.pk)
+    assert response.status_code == 200
+    assert "Say why the severity changes." in response.content.decode()
+    incident.refresh_from_db()
+    assert incident.severity.key == "SEV1"
+
+
+def test_severity_change_on_page_with_reason_goes_on_timeline(commander_client, declare, sev2):
+    incident = declare()
+    response = submit_change(
+        commander_client, incident, severity=sev2.pk, severity_reason="Only EU affected"
+    )
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.severity == sev2
+    event = incident.timeline.get(kind=TimelineEvent.Kind.SEVERITY_CHANGE)
+    assert event.details == {"from": "SEV1", "to": "SEV2", "reason": "Only EU affected"}
+
+
+def test_move_to_status_on_page_only_offers_allowed_moves(commander_client, declare):
+    incident = declare()
+    body = commander_client.get(change_url(incident)).content.decode()
+    assert '<option value="investigating">' in body
+    assert '<option value="closed">' not in body
+    response = submit_change(
+        commander_client, incident, move_to="identified", move_note="Bad config push"
+    )
+    assert response.status_code == 302
+    incident.refresh_from_db()
+    assert incident.status == Status.IDENTIFIED
+    assert incident.identified_at is not None
+    assert "Bad config push" in incident.timeline.get(kind="status_change").summary
+
+
+def test_note_added_inline_goes_on_timeline_with_author(commander_client, commander, declare):
+    incident = declare()
+    response = submit_change(
+        commander_client,
+        incident,
+        **{"timeline-1-kind": "decision", "timeline-1-summary": "Fail over to eu-central"},
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    event = incident.timeline.get(kind=TimelineEvent.Kind.DECISION)
+    assert event.summary == "Fail over to eu-central"
+    assert event.author == commander
+    assert event.source == "admin"
+
+
+def test_role_assigned_inline_hands_over_command(commander_client, declare, commander, responder):
+    incident = declare(commander=commander)
+    response = submit_change(
+        commander_client, incident, **{"roles-1-role": "commander", "roles-1-user": responder.pk}
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    old, new = incident.roles.filter(role=Role.COMMANDER).order_by("assigned_at", "id")
+    assert old.user == commander and old.relieved_at is not None
+    assert new.user == responder and new.relieved_at is None
+
+
+# --- actions --------------------------------------------------------------------------
+
+
+def test_acknowledge_action(commander_client, commander, declare):
+    incident = declare()
+    response = run_action(commander_client, "acknowledge", [incident])
+    assert "Acknowledged 1 incident(s)." in messages_of(response)
+    incident.refresh_from_db()
+    assert incident.status == Status.INVESTIGATING
+    assert incident.acknowledged_at is not None
+    assert incident.history.latest().history_user == commander
+
+
+def test_move_action_reports_illegal_moves_and_changes_nothing(commander_client, declare):
+    fresh, done = declare(), declare()
+    services.incident_transition(incident=done, to_status=Status.RESOLVED)
+    services.incident_transition(incident=done, to_status=Status.CLOSED)
+    response = run_action(
+        commander_client, "move_to_status", [fresh, done], to_status="monitoring", note="Fix out"
+    )
+    texts = messages_of(response)
+    assert "Moved to monitoring: 1 incident(s)." in texts
+    assert any("cannot move from closed to monitoring" in text for text in texts)
+    done.refresh_from_db()
+    assert done.status == Status.CLOSED
+
+
+def test_change_severity_action_needs_a_reason(commander_client, declare, sev2):
+    incident = declare()
+    response = run_action(commander_client, "change_severity", [incident], new_severity=sev2.pk)
+    assert "Say why the severity changes." in messages_of(response)
+    incident.refresh_from_db()
+    assert incident.severity.key == "SEV1"
+    run_action(
+        commander_client, "change_severity", [incident], new_severity=sev2.pk, note="Contained"
+    )
+    incident.refresh_from_db()
+    assert incident.severity == sev2
+
+
+def test_make_me_commander_action(commander_client, commander, declare):
+    incident = declare()
+    run_action(commander_client, "make_me_commander", [incident])
+    assert incident.roles.get(role=Role.COMMANDER, relieved_at__isnull=True).user == commander
+
+
+def test_stakeholder_can_view_but_not_change(client, declare, django_user_model):
+    from tests.conftest import make_user
+
+    viewer = make_user(django_user_model, "grace", "Stakeholders", is_staff=True)
+    incident = declare()
+    client.force_login(viewer)
+    assert client.get(CHANGELIST).status_code == 200
+    response = run_action(client, "acknowledge", [incident])
+    incident.refresh_from_db()
+    assert incident.status == Status.DECLARED
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["severity", "service", "incidenttype"])
+def test_catalogue_pages_render(commander_client, path, api_service):
+    assert commander_client.get(f"/admin/incidents/{path}/").status_code == 200
