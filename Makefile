@@ -25,7 +25,12 @@ run: $(STAMP) .secret_key
 	$(BIN)/python manage.py ensure_admin && \
 	exec $(BIN)/honcho start
 
-test: $(STAMP)
+# Browser tests drive Debian's Chromium (Playwright cannot download its own here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -q && apt-get install -y -q chromium
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

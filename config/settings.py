@@ -174,6 +174,8 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
+# History is the forensic record; reverting from it would bypass the services' rules.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 LOGGING = {
     "version": 1,

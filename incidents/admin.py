@@ -299,6 +299,7 @@ class IncidentAdmin(SimpleHistoryAdmin):
     list_select_related = ("severity", "incident_type")
     list_per_page = 50
     show_full_result_count = False
+    view_on_site = False
     autocomplete_fields = ("services",)
     actions = ("acknowledge", "move_to_status", "change_severity", "make_me_commander")
     history_list_display = ("status", "severity")

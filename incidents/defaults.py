@@ -93,3 +93,11 @@ INCIDENT_TYPES = [
         "confidential_by_default": False,
     },
 ]
+
+
+def load_defaults(severity_model, incident_type_model) -> None:
+    """Add the default rows that are missing; never overwrite a commander's edits."""
+    for row in SEVERITIES:
+        severity_model.objects.get_or_create(key=row["key"], defaults=row)
+    for row in INCIDENT_TYPES:
+        incident_type_model.objects.get_or_create(slug=row["slug"], defaults=row)

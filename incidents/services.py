@@ -6,7 +6,7 @@ or nothing. Admin, API, CLI and tasks call these; they never set status themselv
 """
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -102,13 +102,13 @@ def _save(instance, actor, **kwargs) -> None:
     instance.save(**kwargs)
 
 
-def _when(occurred_at: datetime | None, now: datetime) -> datetime:
+def _when(occurred_at: datetime | None, now: datetime, field: str = "occurred_at") -> datetime:
     if occurred_at is None:
         return now
     if timezone.is_naive(occurred_at):
-        raise IncidentError("Times must include a time zone.", field="occurred_at")
+        raise IncidentError("Times must include a time zone.", field=field)
     if occurred_at > now:
-        raise IncidentError("A timeline entry cannot happen in the future.", field="occurred_at")
+        raise IncidentError("Cannot be in the future.", field=field)
     return occurred_at
 
 
@@ -207,13 +207,14 @@ def incident_declare(
             f"Unknown environment {environment!r}; use one of {', '.join(Environment.values)}.",
             field="environment",
         )
-    declared_at = _when(declared_at, now)
+    declared_at = _when(declared_at, now, field="declared_at")
     detected_at = detected_at or declared_at
     started_at = started_at or detected_at
     _check_times(started_at, detected_at, now)
 
     incident = Incident(
-        reference=_allocate_reference(declared_at.year),
+        # The year of the reference is the UTC year, whatever zone the caller used.
+        reference=_allocate_reference(declared_at.astimezone(UTC).year),
         title=title,
         summary=summary,
         severity=severity,
@@ -432,6 +433,7 @@ def incident_update_details(
 
     details: dict = {"fields": sorted(changed)}
     if services is not None:
+        services = list(services)
         new_slugs = sorted(service.slug for service in services)
         old_slugs = sorted(incident.services.values_list("slug", flat=True))
         if new_slugs != old_slugs:
@@ -487,6 +489,12 @@ def role_assign(
     relieved = []
     if role not in MULTI_HOLDER_ROLES:
         for previous in active:
+            if previous.assigned_at > when:
+                raise IncidentError(
+                    f"{previous.user.get_username()} took the role at "
+                    f"{previous.assigned_at:%Y-%m-%d %H:%M} UTC; a handover cannot be earlier.",
+                    field="occurred_at",
+                )
             previous.relieved_at = when
             _save(previous, actor)
             relieved.append(previous.user.get_username())
@@ -528,6 +536,8 @@ def role_relieve(
     if assignment.relieved_at is not None:
         raise IncidentError(f"{assignment.user.get_username()} was already relieved.")
     when = _when(occurred_at, timezone.now())
+    if when < assignment.assigned_at:
+        raise IncidentError("Cannot stand down before taking the role.", field="occurred_at")
     assignment.relieved_at = when
     _save(assignment, actor)
     _record(

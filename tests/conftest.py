@@ -4,26 +4,33 @@ import pytest
 from django.contrib.auth.models import Group
 
 from incidents import services
+from incidents.defaults import load_defaults
 from incidents.models import IncidentType, Service, Severity
 
 
 @pytest.fixture
-def sev1(db):
+def default_policy(db):
+    # The data migration loads these, but tests with transaction=True flush them away.
+    load_defaults(Severity, IncidentType)
+
+
+@pytest.fixture
+def sev1(default_policy):
     return Severity.objects.get(key="SEV1")
 
 
 @pytest.fixture
-def sev2(db):
+def sev2(default_policy):
     return Severity.objects.get(key="SEV2")
 
 
 @pytest.fixture
-def outage(db):
+def outage(default_policy):
     return IncidentType.objects.get(slug="outage")
 
 
 @pytest.fixture
-def security_type(db):
+def security_type(default_policy):
     return IncidentType.objects.get(slug="security")
 
 

@@ -1,0 +1,55 @@
+"""A commander runs an incident from the admin in a real browser."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from incidents.models import Status, TimelineEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_commander_acknowledges_and_logs_a_decision(logged_in_page, live_server, declare):
+    page = logged_in_page
+    incident = declare(title="Checkout returns 502")
+
+    page.goto(f"{live_server.url}/admin/incidents/incident/")
+    row = page.locator("#result_list tbody tr", has_text=incident.reference)
+    expect(row).to_contain_text("SEV1")
+    expect(row).to_contain_text("due in")
+
+    row.locator("input[name=_selected_action]").check()
+    page.select_option("select[name=action]", "acknowledge")
+    page.click("button[name=index]")
+    expect(page.locator(".messagelist")).to_contain_text("Acknowledged 1 incident(s).")
+    expect(row).to_contain_text("Investigating")
+
+    row.get_by_role("link", name=incident.reference).click()
+    expect(page).to_have_url(re.compile(rf"/admin/incidents/incident/{incident.pk}/change/"))
+    new_entry = page.locator("#timeline-group tr.form-row:not(.has_original)").first
+    new_entry.locator("select[name$='-kind']").select_option("decision")
+    new_entry.locator("textarea[name$='-summary']").fill("Fail over to eu-central")
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    expect(page.locator("#timeline-group")).to_contain_text("Fail over to eu-central")
+
+    incident.refresh_from_db()
+    assert incident.status == Status.INVESTIGATING
+    assert incident.timeline.filter(kind=TimelineEvent.Kind.DECISION).count() == 1
+
+
+def test_illegal_move_is_explained_in_the_page(logged_in_page, live_server, declare):
+    page = logged_in_page
+    incident = declare(title="Queue backlog")
+    page.goto(f"{live_server.url}/admin/incidents/incident/")
+    row = page.locator("#result_list tbody tr", has_text=incident.reference)
+    row.locator("input[name=_selected_action]").check()
+    page.select_option("select[name=action]", "move_to_status")
+    page.select_option("select[name=to_status]", "closed")
+    page.click("button[name=index]")
+    expect(page.locator(".messagelist")).to_contain_text(
+        "cannot move from declared to closed; allowed from declared: investigating"
+    )
+    incident.refresh_from_db()
+    assert incident.status == Status.DECLARED
