@@ -43,3 +43,6 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) staticfiles sitrep.sqlite3* .secret_key
+
+bench: $(STAMP)
+	$(BIN)/python bench/core.py

@@ -1,0 +1,107 @@
+"""Benchmark the incident core: declare + acknowledge throughput and the changelist.
+
+Run: make bench                      (SQLite)
+     DATABASE_URL=postgres://postgres@127.0.0.1:5432/sitrep make bench
+Creates a throw-away test database, prints a Markdown table; record results in
+bench/RESULTS.md with the date and machine.
+"""
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import django
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.test_settings")
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import (  # noqa: E402
+    CaptureQueriesContext,
+    setup_databases,
+    setup_test_environment,
+    teardown_databases,
+)
+
+INCIDENTS = int(os.environ.get("BENCH_INCIDENTS", "1000"))
+PAGE_LOADS = int(os.environ.get("BENCH_PAGE_LOADS", "30"))
+
+
+def percentile(samples, fraction):
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def row(name, samples, unit="ms"):
+    mean = statistics.mean(samples)
+    return (
+        f"| {name} | {len(samples)} | {mean:.1f} {unit} | {percentile(samples, 0.5):.1f} {unit} "
+        f"| {percentile(samples, 0.95):.1f} {unit} |"
+    )
+
+
+def main():
+    from incidents import services
+    from incidents.models import IncidentType, Service, Severity
+
+    severities = list(Severity.objects.all())
+    outage = IncidentType.objects.get(slug="outage")
+    api = Service.objects.create(name="API", slug="api")
+    commander = get_user_model().objects.create_superuser("bench", password="bench-pass")
+
+    declare_ms, ack_ms = [], []
+    for number in range(INCIDENTS):
+        start = time.perf_counter()
+        incident = services.incident_declare(
+            title=f"Incident {number}",
+            severity=severities[number % len(severities)],
+            incident_type=outage,
+            services=[api],
+            commander=commander,
+            actor=commander,
+        )
+        declare_ms.append((time.perf_counter() - start) * 1000)
+        if number % 2:
+            start = time.perf_counter()
+            services.incident_acknowledge(incident=incident, actor=commander)
+            ack_ms.append((time.perf_counter() - start) * 1000)
+
+    client = Client()
+    client.force_login(commander)
+    page_ms = []
+    for _ in range(PAGE_LOADS):
+        # The query log is a bounded deque; a full one would make the capture look empty.
+        connection.queries_log.clear()
+        start = time.perf_counter()
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/admin/incidents/incident/")
+        page_ms.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200
+        page_queries = len(queries)
+    change_ms = []
+    for _ in range(PAGE_LOADS):
+        start = time.perf_counter()
+        assert client.get(f"/admin/incidents/incident/{incident.pk}/change/").status_code == 200
+        change_ms.append((time.perf_counter() - start) * 1000)
+
+    print(f"\n{connection.vendor}, {INCIDENTS} incidents\n")
+    print("| operation | runs | mean | median | p95 |")
+    print("|---|---|---|---|---|")
+    print(row("declare (with service + commander)", declare_ms))
+    print(row("acknowledge", ack_ms))
+    print(row(f"changelist page, 50 of {INCIDENTS} ({page_queries} queries)", page_ms))
+    print(row("incident change page", change_ms))
+
+
+if __name__ == "__main__":
+    setup_test_environment()
+    old_config = setup_databases(verbosity=0, interactive=False)
+    try:
+        main()
+    finally:
+        teardown_databases(old_config, verbosity=0)
