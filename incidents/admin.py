@@ -388,6 +388,15 @@ class IncidentAdmin(SimpleHistoryAdmin):
     def get_readonly_fields(self, request, obj=None):
         return self.change_readonly_fields if obj else ()
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # Editing the policy from inside an incident is a detour; it has its own pages.
+        for name in ("severity", "incident_type"):
+            widget = form.base_fields[name].widget
+            widget.can_add_related = widget.can_change_related = False
+            widget.can_delete_related = widget.can_view_related = False
+        return form
+
     def get_inlines(self, request, obj):
         return (RoleAssignmentInline, TimelineEventInline) if obj else ()
 
