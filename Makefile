@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # A local secret shared by the web server and the worker (django-q2 signs tasks with it).
-.secret_key:
-	$(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key
+.secret_key: $(STAMP)
+	umask 077; $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > .secret_key
 
 run: $(STAMP) .secret_key
 	@export SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}"; \

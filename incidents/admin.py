@@ -5,8 +5,10 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
@@ -15,7 +17,6 @@ from simple_history.admin import SimpleHistoryAdmin
 from . import services
 from .errors import IncidentError
 from .models import (
-    OPEN_STATUSES,
     Incident,
     IncidentType,
     Role,
@@ -58,11 +59,36 @@ def short_duration(delta: timedelta) -> str:
     return f"{minutes // (24 * 60)}d {minutes // 60 % 24}h"
 
 
+def active_users():
+    return get_user_model().objects.filter(is_active=True).order_by("username")
+
+
+class GuardedHistoryAdmin(SimpleHistoryAdmin):
+    """History pages that show only what the user may see, and never write.
+
+    simple-history's history views look rows up past get_queryset (so confidential
+    incidents would leak) and its version page saves on POST whatever the user's
+    permissions (reverting around the services). Both are closed here.
+    """
+
+    def history_view(self, request, object_id, extra_context=None):
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404("No such record, or not visible to you.")
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied("Past versions are read-only.")
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404("No such record, or not visible to you.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
 # --- catalogue ------------------------------------------------------------------------
 
 
 @admin.register(Service)
-class ServiceAdmin(SimpleHistoryAdmin):
+class ServiceAdmin(GuardedHistoryAdmin):
     list_display = ("name", "slug", "owning_team", "tier")
     list_filter = ("tier", "owning_team")
     search_fields = ("name", "slug", "owning_team", "description")
@@ -70,7 +96,7 @@ class ServiceAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Severity)
-class SeverityAdmin(SimpleHistoryAdmin):
+class SeverityAdmin(GuardedHistoryAdmin):
     list_display = (
         "key",
         "colored_label",
@@ -105,7 +131,7 @@ class SeverityAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(IncidentType)
-class IncidentTypeAdmin(SimpleHistoryAdmin):
+class IncidentTypeAdmin(GuardedHistoryAdmin):
     list_display = ("name", "slug", "confidential_by_default")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -123,9 +149,9 @@ class OpenFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(status__in=OPEN_STATUSES)
+            return queryset.open()
         if self.value() == "no":
-            return queryset.exclude(status__in=OPEN_STATUSES)
+            return queryset.closed()
         return queryset
 
 
@@ -155,7 +181,7 @@ class IncidentAdminForm(forms.ModelForm):
     )
     commander = forms.ModelChoiceField(
         required=False,
-        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        queryset=active_users(),
         help_text="Who runs the response. Leave empty to assign later.",
     )
 
@@ -192,16 +218,19 @@ class IncidentAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.instance.pk is None:
-            now = timezone.now()
-            started, detected = cleaned.get("started_at"), cleaned.get("detected_at")
-            for name, value in (("started_at", started), ("detected_at", detected)):
-                if value and value > now:
-                    self.add_error(name, "Cannot be in the future.")
-            if started and detected and detected < started:
-                self.add_error("detected_at", "Detection cannot come before the impact started.")
-            return cleaned
-        if "severity" in self.changed_data and not cleaned.get("severity_reason", "").strip():
+        # Check the times here too, so a mistake keeps what was typed on the page.
+        now = timezone.now()
+        started = cleaned.get("started_at") or self.instance.started_at or now
+        detected = cleaned.get("detected_at") or self.instance.detected_at or now
+        try:
+            services.check_times(started, detected, now, self.instance.declared_at)
+        except IncidentError as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        if (
+            self.instance.pk is not None
+            and "severity" in self.changed_data
+            and not cleaned.get("severity_reason", "").strip()
+        ):
             self.add_error("severity_reason", "Say why the severity changes.")
         return cleaned
 
@@ -211,13 +240,19 @@ class RoleAssignmentInline(admin.TabularInline):
     fk_name = "incident"
     fields = ("role", "user", "assigned_at", "relieved_at", "assigned_by")
     readonly_fields = ("assigned_at", "relieved_at", "assigned_by")
-    autocomplete_fields = ("user",)
     extra = 1
     verbose_name = "role"
     verbose_name_plural = "Roles (assigning a role hands it over; the previous holder is kept)"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("user", "assigned_by")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # A plain list of active people: the user autocomplete would need every
+        # commander to have view access to the whole user admin.
+        if db_field.name == "user":
+            kwargs["queryset"] = active_users()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     # Past assignments are the record: they are shown, never edited or deleted.
     def has_change_permission(self, request, obj=None):
@@ -244,10 +279,8 @@ class TimelineEntryForm(forms.ModelForm):
         fields = ("occurred_at", "kind", "summary")
 
     def clean_occurred_at(self):
-        value = self.cleaned_data.get("occurred_at") or timezone.now()
-        if value > timezone.now():
-            raise forms.ValidationError("A timeline entry cannot happen in the future.")
-        return value
+        # Empty means now; the service refuses times in the future.
+        return self.cleaned_data.get("occurred_at") or timezone.now()
 
 
 class TimelineEventInline(admin.TabularInline):
@@ -271,7 +304,7 @@ class TimelineEventInline(admin.TabularInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(SimpleHistoryAdmin):
+class IncidentAdmin(GuardedHistoryAdmin):
     form = IncidentAdminForm
     action_form = IncidentActionForm
     list_display = (
@@ -392,6 +425,8 @@ class IncidentAdmin(SimpleHistoryAdmin):
         form = super().get_form(request, obj, change=change, **kwargs)
         # Editing the policy from inside an incident is a detour; it has its own pages.
         for name in ("severity", "incident_type"):
+            if name not in form.base_fields:  # read-only for view-only users
+                continue
             widget = form.base_fields[name].widget
             widget.can_add_related = widget.can_change_related = False
             widget.can_delete_related = widget.can_view_related = False
@@ -449,35 +484,39 @@ class IncidentAdmin(SimpleHistoryAdmin):
 
     # --- saving through services ------------------------------------------------------
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A service refusal raised while saving unwinds the admin's transaction, so
+        # nothing of the submission is kept; the page says why.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IncidentError as error:
+            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        try:
-            if not change:
-                created = services.incident_declare(
-                    title=data["title"],
-                    severity=data["severity"],
-                    incident_type=data["incident_type"],
-                    environment=data["environment"],
-                    summary=data.get("summary", ""),
-                    services=data.get("services") or (),
-                    customer_impact=data.get("customer_impact", ""),
-                    estimated_users_affected=data.get("estimated_users_affected"),
-                    detection_source=data.get("detection_source") or None,
-                    # Unticked means "the type's default" (security starts confidential).
-                    confidential=True if data.get("confidential") else None,
-                    started_at=data.get("started_at"),
-                    detected_at=data.get("detected_at"),
-                    commander=data.get("commander"),
-                    actor=request.user,
-                    source=Source.ADMIN,
-                )
-                obj.pk, obj.reference = created.pk, created.reference
-                return
-            self._save_changes(request, obj, form)
-        except IncidentError as error:
-            # The admin view is one transaction: undo anything written, say why.
-            transaction.set_rollback(True)
-            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
+        if not change:
+            created = services.incident_declare(
+                title=data["title"],
+                severity=data["severity"],
+                incident_type=data["incident_type"],
+                environment=data["environment"],
+                summary=data.get("summary", ""),
+                services=data.get("services") or (),
+                customer_impact=data.get("customer_impact", ""),
+                estimated_users_affected=data.get("estimated_users_affected"),
+                detection_source=data.get("detection_source") or None,
+                # Unticked means "the type's default" (security starts confidential).
+                confidential=True if data.get("confidential") else None,
+                started_at=data.get("started_at"),
+                detected_at=data.get("detected_at"),
+                commander=data.get("commander"),
+                actor=request.user,
+                source=Source.ADMIN,
+            )
+            obj.pk, obj.reference = created.pk, created.reference
+            return
+        self._save_changes(request, obj, form)
 
     def _save_changes(self, request, obj, form):
         data = form.cleaned_data
@@ -513,28 +552,24 @@ class IncidentAdmin(SimpleHistoryAdmin):
 
     def save_formset(self, request, form, formset, change):
         incident = form.instance
-        try:
-            for instance in formset.save(commit=False):
-                if instance.pk is not None:
-                    continue
-                if isinstance(instance, RoleAssignment):
-                    services.role_assign(
-                        incident=incident,
-                        role=instance.role,
-                        user=instance.user,
-                        actor=request.user,
-                    )
-                elif isinstance(instance, TimelineEvent):
-                    services.timeline_add_entry(
-                        incident=incident,
-                        kind=instance.kind,
-                        summary=instance.summary,
-                        occurred_at=instance.occurred_at,
-                        actor=request.user,
-                    )
-        except IncidentError as error:
-            transaction.set_rollback(True)
-            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
+        for instance in formset.save(commit=False):
+            if instance.pk is not None:
+                continue
+            if isinstance(instance, RoleAssignment):
+                services.role_assign(
+                    incident=incident,
+                    role=instance.role,
+                    user=instance.user,
+                    actor=request.user,
+                )
+            elif isinstance(instance, TimelineEvent):
+                services.timeline_add_entry(
+                    incident=incident,
+                    kind=instance.kind,
+                    summary=instance.summary,
+                    occurred_at=instance.occurred_at,
+                    actor=request.user,
+                )
 
     def has_delete_permission(self, request, obj=None):
         # Incidents are records: cancel one instead. Superusers may still purge test data.

@@ -95,9 +95,16 @@ INCIDENT_TYPES = [
 ]
 
 
-def load_defaults(severity_model, incident_type_model) -> None:
-    """Add the default rows that are missing; never overwrite a commander's edits."""
-    for row in SEVERITIES:
-        severity_model.objects.get_or_create(key=row["key"], defaults=row)
-    for row in INCIDENT_TYPES:
-        incident_type_model.objects.get_or_create(slug=row["slug"], defaults=row)
+def load_defaults(severity_model, incident_type_model) -> list:
+    """Add the default rows that are missing; never overwrite a commander's edits.
+    Return the rows created."""
+    created = []
+    for model, key, rows in (
+        (severity_model, "key", SEVERITIES),
+        (incident_type_model, "slug", INCIDENT_TYPES),
+    ):
+        for row in rows:
+            obj, was_created = model.objects.get_or_create(**{key: row[key]}, defaults=row)
+            if was_created:
+                created.append(obj)
+    return created

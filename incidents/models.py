@@ -1,8 +1,9 @@
 """The incident core: catalogue, severity policy, incidents, roles and the timeline."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -81,6 +82,22 @@ class Severity(models.Model):
     def __str__(self):
         return f"{self.key} {self.label}"
 
+    def clean(self):
+        aliases = self.aliases
+        if not isinstance(aliases, list) or not all(
+            isinstance(alias, str) and alias.strip() for alias in aliases
+        ):
+            raise ValidationError({"aliases": 'Give a list of names, e.g. ["critical", "p1"].'})
+        self.aliases = [alias.strip().lower() for alias in aliases]
+        taken = {
+            name.lower()
+            for other in Severity.objects.exclude(pk=self.pk)
+            for name in [other.key, other.label, *other.aliases]
+        }
+        clashes = sorted(taken & {self.key.lower(), *self.aliases})
+        if clashes:
+            raise ValidationError(f"Already used by another severity: {', '.join(clashes)}.")
+
 
 class IncidentType(models.Model):
     slug = models.SlugField(max_length=50, unique=True)
@@ -147,6 +164,10 @@ class IncidentQuerySet(models.QuerySet):
     def open(self):
         return self.filter(status__in=OPEN_STATUSES)
 
+    def closed(self):
+        """Return resolved, closed and cancelled incidents."""
+        return self.exclude(status__in=OPEN_STATUSES)
+
 
 class Incident(models.Model):
     reference = models.CharField(max_length=20, unique=True, editable=False)
@@ -193,7 +214,8 @@ class Incident(models.Model):
     history = HistoricalRecords(m2m_fields=[services])
 
     class Meta:
-        ordering = ["-declared_at", "-created_at"]
+        # Triage candidates (not yet declared) first, on SQLite and PostgreSQL alike.
+        ordering = [models.F("declared_at").desc(nulls_first=True), "-created_at"]
         indexes = [
             # The commander's list: open incidents, newest first.
             models.Index(fields=["status", "-declared_at"], name="incident_status_declared"),
@@ -227,13 +249,6 @@ class Incident(models.Model):
         if self.acknowledged_at is not None or due is None or not self.is_open:
             return False
         return (now or timezone.now()) > due
-
-    @property
-    def duration(self) -> timedelta | None:
-        """Return how long the impact lasted (start to resolution), if resolved."""
-        if self.resolved_at is None:
-            return None
-        return self.resolved_at - self.started_at
 
 
 class ReferenceCounter(models.Model):
@@ -282,7 +297,7 @@ class RoleAssignment(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["incident", "role"],
-                condition=Q(relieved_at__isnull=True) & ~Q(role="sme"),
+                condition=Q(relieved_at__isnull=True) & ~Q(role__in=sorted(MULTI_HOLDER_ROLES)),
                 name="one_active_holder_per_role",
             ),
             models.UniqueConstraint(

@@ -15,6 +15,7 @@ from django.utils import timezone
 from .errors import IncidentError, TransitionNotAllowed
 from .models import (
     MULTI_HOLDER_ROLES,
+    DetectionSource,
     Environment,
     Incident,
     IncidentType,
@@ -64,6 +65,7 @@ MILESTONES: dict[str, str] = {
     Status.RESOLVED: "resolved_at",
     Status.CLOSED: "closed_at",
 }
+MILESTONES_FIELDS = tuple(MILESTONES.values())
 
 EDITABLE_FIELDS = frozenset(
     {
@@ -98,26 +100,49 @@ def _user_or_none(actor: AbstractBaseUser | None):
 
 def _save(instance, actor, **kwargs) -> None:
     """Save with the acting user on the history row (no request in CLI and tasks)."""
-    instance._history_user = _user_or_none(actor)
+    user = _user_or_none(actor)
+    if user is not None:
+        instance._history_user = user
     instance.save(**kwargs)
 
 
-def _when(occurred_at: datetime | None, now: datetime, field: str = "occurred_at") -> datetime:
+def _when(
+    occurred_at: datetime | None,
+    now: datetime,
+    field: str = "occurred_at",
+    not_before: datetime | None = None,
+) -> datetime:
+    """Return when something happened: now, or a back-dated time that makes sense."""
     if occurred_at is None:
         return now
     if timezone.is_naive(occurred_at):
         raise IncidentError("Times must include a time zone.", field=field)
     if occurred_at > now:
         raise IncidentError("Cannot be in the future.", field=field)
+    if not_before is not None and occurred_at < not_before:
+        raise IncidentError(
+            f"Cannot be before {not_before:%Y-%m-%d %H:%M:%S} UTC, "
+            "the last thing already recorded for this incident.",
+            field=field,
+        )
     return occurred_at
+
+
+def _last_milestone(incident: Incident) -> datetime:
+    """Return the latest time the incident's record already holds: a back-dated status
+    change or handover before it would make the milestones run backwards."""
+    stamps = [getattr(incident, name) for name in ("started_at", "detected_at", *MILESTONES_FIELDS)]
+    return max(stamp for stamp in stamps if stamp is not None)
 
 
 def _lock(incident: Incident) -> Incident:
     # Two commanders acting on one incident at once must not both read the old
     # status and both write: the row lock serialises them (PostgreSQL; SQLite
     # serialises every write transaction anyway).
+    # of=("self",): lock only the incident, not the severity and type rows it joins,
+    # which every other incident shares.
     return (
-        Incident.objects.select_for_update()
+        Incident.objects.select_for_update(of=("self",))
         .select_related("severity", "incident_type")
         .get(pk=incident.pk)
     )
@@ -156,7 +181,29 @@ def _allocate_reference(year: int) -> str:
     return f"INC-{year}-{counter.last_number:04d}"
 
 
-def _check_times(started_at: datetime, detected_at: datetime, now: datetime) -> None:
+def _check_impact(detection_source: str | None, estimated_users_affected) -> None:
+    if detection_source is not None and detection_source not in DetectionSource.values:
+        raise IncidentError(
+            f"Unknown detection source {detection_source!r}; use one of "
+            f"{', '.join(DetectionSource.values)}.",
+            field="detection_source",
+        )
+    if estimated_users_affected is not None and (
+        isinstance(estimated_users_affected, bool)
+        or not isinstance(estimated_users_affected, int)
+        or estimated_users_affected < 0
+    ):
+        raise IncidentError("Must be a whole number, 0 or more.", field="estimated_users_affected")
+
+
+def check_times(
+    started_at: datetime,
+    detected_at: datetime,
+    now: datetime,
+    declared_at: datetime | None = None,
+) -> None:
+    """Refuse impact times that are naive, in the future or out of order
+    (impact starts, then is detected, then is declared)."""
     for name, value in (("started_at", started_at), ("detected_at", detected_at)):
         if timezone.is_naive(value):
             raise IncidentError("Times must include a time zone.", field=name)
@@ -164,6 +211,10 @@ def _check_times(started_at: datetime, detected_at: datetime, now: datetime) -> 
             raise IncidentError("Cannot be in the future.", field=name)
     if detected_at < started_at:
         raise IncidentError("Detection cannot come before the impact started.", field="detected_at")
+    if declared_at is not None and detected_at > declared_at:
+        raise IncidentError(
+            "Detection cannot come after the incident was declared.", field="detected_at"
+        )
 
 
 def _check_title(title: str) -> str:
@@ -202,6 +253,7 @@ def incident_declare(
     """Open a new incident (or a triage candidate) and write its first timeline event."""
     now = timezone.now()
     title = _check_title(title)
+    _check_impact(detection_source, estimated_users_affected)
     if environment not in Environment.values:
         raise IncidentError(
             f"Unknown environment {environment!r}; use one of {', '.join(Environment.values)}.",
@@ -210,7 +262,7 @@ def incident_declare(
     declared_at = _when(declared_at, now, field="declared_at")
     detected_at = detected_at or declared_at
     started_at = started_at or detected_at
-    _check_times(started_at, detected_at, now)
+    check_times(started_at, detected_at, now, declared_at=declared_at)
 
     incident = Incident(
         # The year of the reference is the UTC year, whatever zone the caller used.
@@ -288,7 +340,7 @@ def incident_transition(
             to_status=to_status,
             allowed=allowed_transitions(from_status),
         )
-    when = _when(occurred_at, timezone.now())
+    when = _when(occurred_at, timezone.now(), not_before=_last_milestone(incident))
     stamped = _stamp_milestones(incident, to_status, when)
     incident.status = to_status
     _save(incident, actor)
@@ -425,11 +477,12 @@ def incident_update_details(
         changes["title"] = _check_title(changes["title"])
     if "environment" in changes and changes["environment"] not in Environment.values:
         raise IncidentError(f"Unknown environment {changes['environment']!r}.", field="environment")
+    _check_impact(changes.get("detection_source"), changes.get("estimated_users_affected"))
     changed = [name for name, value in changes.items() if getattr(incident, name) != value]
     for name in changed:
         setattr(incident, name, changes[name])
     if "started_at" in changed or "detected_at" in changed:
-        _check_times(incident.started_at, incident.detected_at, timezone.now())
+        check_times(incident.started_at, incident.detected_at, timezone.now(), incident.declared_at)
 
     details: dict = {"fields": sorted(changed)}
     if services is not None:
@@ -479,7 +532,7 @@ def role_assign(
     if not user.is_active:
         raise IncidentError(f"{user.get_username()} is not an active user.", field="user")
     incident = _lock(incident)
-    when = _when(occurred_at, timezone.now())
+    when = _when(occurred_at, timezone.now(), not_before=incident.detected_at)
     active = incident.roles.select_for_update().filter(role=role, relieved_at__isnull=True)
     if active.filter(user=user).exists():
         raise IncidentError(

@@ -1,12 +1,16 @@
 """The commander's admin, used as a logged-in commander would use it."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from incidents import services
 from incidents.models import Incident, Role, Status, TimelineEvent
+from tests.conftest import make_user
 from tests.forms import form_data
 
 CHANGELIST = reverse("admin:incidents_incident_changelist")
@@ -54,12 +58,11 @@ def test_changelist_shows_incidents_with_severity_status_and_ack_marker(commande
 
 
 def test_changelist_marks_unacknowledged_incident_overdue(commander_client, declare):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    declare(declared_at=timezone.now() - timedelta(minutes=40))
-    body = commander_client.get(CHANGELIST).content.decode()
+    declared = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    with time_machine.travel(declared, tick=False):
+        declare()  # SEV1: acknowledge within 15 minutes
+    with time_machine.travel(declared + timedelta(minutes=40), tick=False):
+        body = commander_client.get(CHANGELIST).content.decode()
     assert "OVERDUE by 25m" in body
 
 
@@ -182,13 +185,17 @@ def test_editing_title_is_in_history_and_timeline(commander_client, commander, d
     assert incident.timeline.filter(kind=TimelineEvent.Kind.DETAILS_CHANGE).exists()
 
 
-def test_history_page_shows_who_changed_what(commander_client, declare):
-    incident = declare(title="Old title")
-    submit_change(commander_client, incident, title="New title")
+def test_history_page_shows_who_changed_what(client, declare, responder, commander):
+    incident = declare(title="Old title", commander=responder)
+    client.force_login(responder)
+    submit_change(client, incident, title="New title")
+    client.force_login(commander)
     url = reverse("admin:incidents_incident_history", args=[incident.pk])
-    body = commander_client.get(url).content.decode()
-    assert "alice" in body
-    assert "Old title" in body and "New title" in body
+    body = client.get(url).content.decode()
+    table = body[body.index('id="change-history"') :]
+    newest_row = table[table.index("<tbody>") : table.index("</tr>", table.index("<tbody>"))]
+    assert ">bob<" in newest_row
+    assert "Old title" in newest_row and "New title" in newest_row
 
 
 def test_severity_change_on_page_requires_reason(commander_client, declare, sev2):
@@ -299,8 +306,6 @@ def test_make_me_commander_action(commander_client, commander, declare):
 
 
 def test_stakeholder_can_view_but_not_change(client, declare, django_user_model):
-    from tests.conftest import make_user
-
     viewer = make_user(django_user_model, "grace", "Stakeholders", is_staff=True)
     incident = declare()
     client.force_login(viewer)
@@ -314,3 +319,107 @@ def test_stakeholder_can_view_but_not_change(client, declare, django_user_model)
 @pytest.mark.parametrize("path", ["severity", "service", "incidenttype"])
 def test_catalogue_pages_render(commander_client, path, api_service):
     assert commander_client.get(f"/admin/incidents/{path}/").status_code == 200
+
+
+def test_stakeholder_change_page_is_read_only(client, declare, django_user_model):
+    viewer = make_user(django_user_model, "grace", "Stakeholders", is_staff=True)
+    incident = declare(title="Visible to all")
+    client.force_login(viewer)
+    response = client.get(change_url(incident))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Visible to all" in body
+    assert 'name="title"' not in body
+    assert client.post(change_url(incident), {"title": "Renamed"}).status_code == 403
+    incident.refresh_from_db()
+    assert incident.title == "Visible to all"
+
+
+def test_history_of_confidential_incident_is_hidden_from_outsiders(
+    client, declare, security_type, outsider
+):
+    secret = declare(title="Token leaked", incident_type=security_type)
+    version = secret.history.latest()
+    client.force_login(outsider)
+    history = reverse("admin:incidents_incident_history", args=[secret.pk])
+    one_version = reverse(
+        "admin:incidents_incident_simple_history", args=[secret.pk, version.history_id]
+    )
+    assert client.get(history).status_code == 404
+    assert client.get(one_version).status_code == 404
+    assert "Token leaked" not in client.get(history).content.decode()
+
+
+def test_past_versions_cannot_be_saved_back(commander_client, declare):
+    incident = declare(title="Current title")
+    version = incident.history.earliest()
+    url = reverse("admin:incidents_incident_simple_history", args=[incident.pk, version.history_id])
+    assert commander_client.get(url).status_code == 200
+    response = commander_client.post(url, {"title": "Rewritten history"})
+    assert response.status_code == 403
+    incident.refresh_from_db()
+    assert incident.title == "Current title"
+
+
+def test_service_refusal_on_change_page_is_explained_and_saves_nothing(
+    commander_client, declare, commander
+):
+    incident = declare(commander=commander)
+    response = submit_change(
+        commander_client,
+        incident,
+        title="Should not stick",
+        **{"roles-1-role": "commander", "roles-1-user": commander.pk},
+    )
+    assert response.status_code == 302
+    page = commander_client.get(response.url)
+    texts = messages_of(page)
+    assert any("Nothing was saved: alice is already incident commander" in t for t in texts)
+    incident.refresh_from_db()
+    assert incident.title == "Checkout returns 502"
+    assert incident.roles.count() == 1
+
+
+def test_times_out_of_order_on_change_page_are_refused(commander_client, declare):
+    incident = declare()
+    response = submit_change(
+        commander_client, incident, detected_at_0="2020-01-01", detected_at_1="00:00:00"
+    )
+    assert response.status_code == 200
+    assert "Detection cannot come before the impact started." in response.content.decode()
+
+
+def test_role_picker_lists_active_people_for_commanders(
+    commander_client, declare, responder, django_user_model
+):
+    make_user(django_user_model, "gone", is_active=False)
+    body = commander_client.get(change_url(declare())).content.decode()
+    picker = body[body.index('name="roles-0-user"') :]
+    picker = picker[: picker.index("</select>")]
+    assert f'value="{responder.pk}">bob<' in picker
+    assert ">gone<" not in picker
+
+
+def test_severity_policy_edit_is_in_history_with_user(commander_client, commander, sev1):
+    url = reverse("admin:incidents_severity_change", args=[sev1.pk])
+    data = form_data(commander_client.get(url).content.decode(), "severity_form")
+    data["acknowledge_within"] = "00:10:00"
+    assert commander_client.post(url, data).status_code == 302
+    newest = sev1.history.latest()
+    assert newest.history_user == commander
+    changes = newest.diff_against(newest.prev_record).changes
+    assert [change.field for change in changes] == ["acknowledge_within"]
+
+
+def test_severity_aliases_must_be_unique_names(commander_client, sev1):
+    url = reverse("admin:incidents_severity_change", args=[sev1.pk])
+    data = form_data(commander_client.get(url).content.decode(), "severity_form")
+    data["aliases"] = '["critical", "high"]'
+    response = commander_client.post(url, data)
+    assert response.status_code == 200
+    assert "Already used by another severity: high." in response.content.decode()
+    data["aliases"] = '"critical"'
+    response = commander_client.post(url, data)
+    assert "Give a list of names" in response.content.decode()
+    sev1.refresh_from_db()
+    assert sev1.aliases == ["critical"]

@@ -139,3 +139,9 @@ def test_ensure_admin_prints_a_random_password_once(db):
     assert "password:" not in second
     other_db_password = run("ensure_admin", "--username", "root").split("password:")[1].split()[0]
     assert other_db_password != password
+
+
+def test_declare_without_as_records_the_login_name_when_it_is_a_user(db, monkeypatch, commander):
+    monkeypatch.setattr("getpass.getuser", lambda: "alice")
+    run("declare", "low", "outage", "production", "--title", "Typo on pricing page")
+    assert Incident.objects.get().declared_by == commander

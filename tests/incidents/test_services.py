@@ -881,9 +881,51 @@ def test_backdated_handover_before_current_holder_took_over_is_refused(
     declare, commander, responder
 ):
     with time_machine.travel(T0 + 10 * MINUTE, tick=False):
-        incident = declare(commander=commander)
+        incident = declare(commander=commander, detected_at=T0 - 5 * MINUTE)
     with time_machine.travel(T0 + 20 * MINUTE, tick=False):
         with pytest.raises(IncidentError, match="a handover cannot be earlier"):
             assign(incident, Role.COMMANDER, responder, occurred_at=T0)
     holder = RoleAssignment.objects.get(incident=incident, role=Role.COMMANDER)
     assert holder.user == commander and holder.relieved_at is None
+
+
+def test_backdated_transition_before_recorded_milestones_is_refused(declare):
+    with time_machine.travel(T0, tick=False):
+        incident = declare()
+    with time_machine.travel(T0 + 30 * MINUTE, tick=False):
+        services.incident_acknowledge(incident=incident)
+        with pytest.raises(IncidentError, match="Cannot be before") as error:
+            services.incident_transition(
+                incident=incident, to_status=Status.RESOLVED, occurred_at=T0 + 10 * MINUTE
+            )
+    assert error.value.field == "occurred_at"
+    assert reload(incident).status == Status.INVESTIGATING
+
+
+def test_role_cannot_be_assigned_before_detection(declare, responder):
+    with time_machine.travel(T0, tick=False):
+        incident = declare()
+        with pytest.raises(IncidentError, match="Cannot be before"):
+            assign(incident, Role.SCRIBE, responder, occurred_at=T0 - 60 * MINUTE)
+    assert not incident.roles.exists()
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("detection_source", "carrier_pigeon"),
+        ("estimated_users_affected", -5),
+        ("estimated_users_affected", "many"),
+    ],
+)
+def test_declare_refuses_bad_impact_values(declare, field, value):
+    with pytest.raises(IncidentError) as error:
+        declare(**{field: value})
+    assert error.value.field == field
+    assert not Incident.objects.exists()
+
+
+def test_detection_after_declaration_is_refused(declare):
+    with time_machine.travel(T0 + 60 * MINUTE, tick=False):
+        with pytest.raises(IncidentError, match="after the incident was declared"):
+            declare(declared_at=T0, detected_at=T0 + 30 * MINUTE, started_at=T0)

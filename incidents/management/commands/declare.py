@@ -1,6 +1,8 @@
 """`manage.py declare critical outage production --title "API down"` — the CLI twin of
 the reference's `/incident-response [severity] [type] [environment]` command."""
 
+import getpass
+
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -22,7 +24,11 @@ class Command(BaseCommand):
             "--service", action="append", default=[], help="affected service slug (repeatable)"
         )
         parser.add_argument("--commander", help="username to make incident commander")
-        parser.add_argument("--as", dest="acting_user", help="username recorded as the actor")
+        parser.add_argument(
+            "--as",
+            dest="acting_user",
+            help="username recorded as the actor (default: your login name, if it is a user)",
+        )
         parser.add_argument(
             "--confidential", action="store_true", default=None, help="hide from non-participants"
         )
@@ -58,12 +64,18 @@ class Command(BaseCommand):
                 services=found,
                 confidential=options["confidential"],
                 commander=self._user(options["commander"], "--commander"),
-                actor=self._user(options["acting_user"], "--as"),
+                actor=self._actor(options["acting_user"]),
                 source=Source.CLI,
             )
         except IncidentError as error:
             raise CommandError(error.message) from None
         self.stdout.write(incident.reference)
+
+    def _actor(self, username):
+        """Return who is declaring: --as, else the shell's login name if it is a user."""
+        if username:
+            return self._user(username, "--as")
+        return get_user_model().objects.filter(username=getpass.getuser(), is_active=True).first()
 
     def _user(self, username, option):
         if not username:

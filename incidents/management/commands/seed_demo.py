@@ -3,6 +3,7 @@
 import random
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
@@ -31,8 +32,8 @@ PEOPLE = [
     ("chen", "Chen", "Wei", "Responders"),
     ("dana", "Dana", "Okafor", "Responders"),
     ("erik", "Erik", "Svensson", "Responders"),
-    ("carol", "Carol", "Nguyen", "Security"),
-    ("frank", "Frank", "Adeyemi", "Security"),
+    ("carol", "Carol", "Nguyen", settings.SECURITY_GROUP),
+    ("frank", "Frank", "Adeyemi", settings.SECURITY_GROUP),
     ("grace", "Grace", "Kim", "Stakeholders"),
     ("henry", "Henry", "Dubois", "Stakeholders"),
 ]
