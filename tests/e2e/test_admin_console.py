@@ -10,7 +10,9 @@ from incidents.models import Status, TimelineEvent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_commander_acknowledges_and_logs_a_decision(logged_in_page, live_server, declare):
+def test_commander_acknowledges_and_logs_a_decision(
+    logged_in_page, live_server, declare, responder
+):
     page = logged_in_page
     incident = declare(title="Checkout returns 502")
 
@@ -30,13 +32,18 @@ def test_commander_acknowledges_and_logs_a_decision(logged_in_page, live_server,
     new_entry = page.locator("#timeline-group tr.form-row:not(.has_original)").first
     new_entry.locator("select[name$='-kind']").select_option("decision")
     new_entry.locator("textarea[name$='-summary']").fill("Fail over to eu-central")
+    new_role = page.locator("#roles-group tr.form-row:not(.has_original)").first
+    new_role.locator("select[name$='-role']").select_option("technical_lead")
+    new_role.locator("select[name$='-user']").select_option(label="bob")
     page.click("input[name=_continue]")
     expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
     expect(page.locator("#timeline-group")).to_contain_text("Fail over to eu-central")
+    expect(page.locator("#roles-group")).to_contain_text("Technical lead")
 
     incident.refresh_from_db()
     assert incident.status == Status.INVESTIGATING
     assert incident.timeline.filter(kind=TimelineEvent.Kind.DECISION).count() == 1
+    assert incident.roles.get(role="technical_lead").user == responder
 
 
 def test_illegal_move_is_explained_in_the_page(logged_in_page, live_server, declare):
