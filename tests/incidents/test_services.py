@@ -429,6 +429,40 @@ def test_concurrent_declarations_get_distinct_references():
     assert ReferenceCounter.objects.get(year=2025).last_number == workers
 
 
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL row locks")
+@pytest.mark.django_db(transaction=True)
+def test_working_one_incident_does_not_block_another_of_the_same_severity(declare):
+    from django.db import transaction
+
+    first, second = declare(title="First"), declare(title="Second")  # both SEV1 outages
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_first_incident():
+        try:
+            with transaction.atomic():
+                services.incident_transition(incident=first, to_status=Status.INVESTIGATING)
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_first_incident)
+    holder.start()
+    try:
+        assert holding.wait(timeout=30)
+        with transaction.atomic():
+            # Fail fast instead of hanging if the lock spread to the shared severity row.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '3s'")
+            services.incident_transition(incident=second, to_status=Status.INVESTIGATING)
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert reload(second).status == Status.INVESTIGATING
+    assert reload(first).status == Status.INVESTIGATING
+
+
 # --- severity -------------------------------------------------------------------------
 
 
