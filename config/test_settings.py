@@ -16,3 +16,5 @@ STORAGES = {
 }
 # Tasks run inline (and re-raise) unless a test starts a real cluster.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+# Tests do not run collectstatic; WhiteNoise would only warn that staticfiles/ is missing.
+MIDDLEWARE = [name for name in MIDDLEWARE if not name.startswith("whitenoise.")]  # noqa: F405
