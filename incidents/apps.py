@@ -7,8 +7,10 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents"
 
     def ready(self):
+        from .schedules import ensure_schedules
         from .setup import ensure_default_groups
 
         # Permissions only exist after migrate's own post_migrate step, so groups are
-        # filled in then rather than in a data migration.
+        # filled in then rather than in a data migration; schedules live beside them.
         post_migrate.connect(ensure_default_groups, sender=self)
+        post_migrate.connect(ensure_schedules, sender=self)

@@ -10,7 +10,11 @@ class IncidentError(Exception):
         self.field = field
 
 
-class TransitionNotAllowed(IncidentError):
+class StateConflict(IncidentError):
+    """The request is well-formed but clashes with the incident's current state."""
+
+
+class TransitionNotAllowed(StateConflict):
     """The lifecycle does not allow this move from the incident's current status."""
 
     def __init__(self, *, reference: str, from_status: str, to_status: str, allowed: list[str]):

@@ -5,18 +5,22 @@ writes, records the acting user in history and appends the timeline event — al
 or nothing. Admin, API, CLI and tasks call these; they never set status themselves.
 """
 
+import hashlib
+import secrets
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from .errors import IncidentError, TransitionNotAllowed
+from .errors import IncidentError, StateConflict, TransitionNotAllowed
 from .models import (
     MULTI_HOLDER_ROLES,
+    APIKey,
     DetectionSource,
     Environment,
+    IdempotencyRecord,
     Incident,
     IncidentType,
     ReferenceCounter,
@@ -390,12 +394,12 @@ def incident_acknowledge(
     """Acknowledge the incident: stamp acknowledged_at and start investigating."""
     locked = _lock(incident)
     if locked.acknowledged_at is not None:
-        raise IncidentError(
+        raise StateConflict(
             f"{locked.reference} was already acknowledged at "
             f"{locked.acknowledged_at:%Y-%m-%d %H:%M} UTC."
         )
     if locked.status not in (Status.TRIAGE, Status.DECLARED):
-        raise IncidentError(
+        raise StateConflict(
             f"{locked.reference} is {locked.get_status_display().lower()}; "
             "only a declared or triage incident can be acknowledged."
         )
@@ -437,7 +441,7 @@ def incident_change_severity(
     if old.pk == severity.pk:
         raise IncidentError(f"{incident.reference} is already {severity.key}.", field="severity")
     if not incident.is_open and incident.status != Status.RESOLVED:
-        raise IncidentError(
+        raise StateConflict(
             f"{incident.reference} is {incident.get_status_display().lower()}; "
             "its severity can no longer change.",
             field="severity",
@@ -535,7 +539,7 @@ def role_assign(
     when = _when(occurred_at, timezone.now(), not_before=incident.detected_at)
     active = incident.roles.select_for_update().filter(role=role, relieved_at__isnull=True)
     if active.filter(user=user).exists():
-        raise IncidentError(
+        raise StateConflict(
             f"{user.get_username()} is already {Role(role).label.lower()} of {incident.reference}.",
             field="user",
         )
@@ -587,7 +591,7 @@ def role_relieve(
     _lock(assignment.incident)
     assignment = RoleAssignment.objects.select_for_update().get(pk=assignment.pk)
     if assignment.relieved_at is not None:
-        raise IncidentError(f"{assignment.user.get_username()} was already relieved.")
+        raise StateConflict(f"{assignment.user.get_username()} was already relieved.")
     when = _when(occurred_at, timezone.now())
     if when < assignment.assigned_at:
         raise IncidentError("Cannot stand down before taking the role.", field="occurred_at")
@@ -637,3 +641,62 @@ def timeline_add_entry(
         occurred_at=_when(occurred_at, timezone.now()),
         details=details,
     )
+
+
+# --- API keys -------------------------------------------------------------------------
+
+API_KEY_PREFIX = "sitrep_"
+
+
+def hash_api_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(
+    *, user, name: str, expires_in_days: int | None = None, actor=None
+) -> tuple[APIKey, str]:
+    """Create a key for `user`; return it with the plaintext, which is never stored."""
+    name = (name or "").strip()
+    if not name:
+        raise IncidentError("Name the key after what will use it.", field="name")
+    if expires_in_days is not None and expires_in_days < 1:
+        raise IncidentError("Must be at least 1 day.", field="expires_in_days")
+    if not user.is_active:
+        raise IncidentError(f"{user.get_username()} is not an active user.", field="user")
+    acting = _user_or_none(actor)
+    if acting is not None and not acting.is_superuser and acting.pk != user.pk:
+        # A key acts with its user's permissions: minting one for someone else would
+        # hand out their rights.
+        raise IncidentError("Only superusers may create keys for other people.", field="user")
+    prefix = secrets.token_hex(4)
+    plaintext = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = APIKey(
+        name=name,
+        user=user,
+        prefix=prefix,
+        hashed_key=hash_api_key(plaintext),
+        created_by=_user_or_none(actor),
+        expires_at=(timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None),
+    )
+    _save(key, actor)
+    return key, plaintext
+
+
+@transaction.atomic
+def api_key_revoke(*, key: APIKey, actor=None) -> APIKey:
+    """Stop the key from working, at once and for good."""
+    key = APIKey.objects.select_for_update().get(pk=key.pk)
+    if key.revoked_at is not None:
+        raise StateConflict(f"{key} was already revoked.")
+    key.revoked_at = timezone.now()
+    _save(key, actor)
+    return key
+
+
+def idempotency_records_prune(*, older_than: timedelta = timedelta(days=1)) -> int:
+    """Forget stored responses older than a day; return how many were removed."""
+    deleted, _ = IdempotencyRecord.objects.filter(
+        created_at__lt=timezone.now() - older_than
+    ).delete()
+    return deleted

@@ -13,8 +13,11 @@ def _perms(actions: list[str], models: list[str]) -> list[str]:
 
 def default_groups() -> dict[str, list[str]]:
     """Return each default group with the codenames of its permissions."""
-    commander = _perms(["view", "add", "change"], INCIDENT_MODELS) + _perms(
-        ["view", "add", "change"], CATALOGUE_MODELS
+    commander = (
+        _perms(["view", "add", "change"], INCIDENT_MODELS)
+        + _perms(["view", "add", "change"], CATALOGUE_MODELS)
+        # Their own API keys, for the integrations they run ("delete" is revoke).
+        + _perms(["view", "add", "delete"], ["apikey"])
     )
     responder = _perms(["view", "add", "change"], INCIDENT_MODELS) + _perms(
         ["view"], CATALOGUE_MODELS

@@ -1,0 +1,49 @@
+"""One error shape for every 4xx: {"type": ..., "errors": [{"code", "detail", "attr"}]}.
+
+drf-standardized-errors formats DRF's own errors; domain errors from the services are
+mapped here: a refused value is a 400 naming the field, a clash with the incident's
+state (an illegal transition, already acknowledged) is a 409.
+"""
+
+from drf_standardized_errors.handler import ExceptionHandler
+from drf_standardized_errors.openapi_serializers import ClientErrorEnum
+from rest_framework import exceptions, serializers, status
+
+from incidents.errors import IncidentError, StateConflict
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+class IdempotencyKeyReused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "This Idempotency-Key was already used with a different request."
+    default_code = "idempotency_key_reused"
+
+
+class SitrepExceptionHandler(ExceptionHandler):
+    def convert_known_exceptions(self, exc):
+        if isinstance(exc, StateConflict):
+            return Conflict(detail=exc.message)
+        if isinstance(exc, IncidentError):
+            return exceptions.ValidationError({exc.field or "non_field_errors": [exc.message]})
+        return super().convert_known_exceptions(exc)
+
+
+class _Error(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True)
+
+
+class ErrorResponse409Serializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
+    errors = _Error(many=True)
+
+
+class ErrorResponse422Serializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
+    errors = _Error(many=True)

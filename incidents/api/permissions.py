@@ -1,0 +1,24 @@
+from rest_framework import permissions
+
+
+class ModelPermissions(permissions.DjangoModelPermissions):
+    """Django's model permissions, with reads needing `view` too.
+
+    Actions that change an existing incident (acknowledge, transition, roles, timeline…)
+    need `change`; creating one needs `add`.
+    """
+
+    perms_map = {
+        **permissions.DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+    def has_permission(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return False
+        if request.method == "POST" and getattr(view, "detail", False):
+            model = self._queryset(view).model
+            return request.user.has_perm(f"{model._meta.app_label}.change_{model._meta.model_name}")
+        return super().has_permission(request, view)

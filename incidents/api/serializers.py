@@ -1,0 +1,230 @@
+"""Shapes of the API: input serializers validate, output serializers describe."""
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from incidents.models import (
+    DetectionSource,
+    Environment,
+    Incident,
+    IncidentType,
+    Role,
+    RoleAssignment,
+    Service,
+    Severity,
+    Status,
+    TimelineEvent,
+)
+
+# Generous, but bounded: a body is a message, not a file upload.
+LONG_TEXT = 20_000
+NOTE_TEXT = 5_000
+MAX_USERS_AFFECTED = 2_000_000_000
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class SeverityField(serializers.Field):
+    """A severity by key (`SEV1`) or alias (`critical`); shown as its key."""
+
+    default_error_messages = {"unknown": "Unknown severity {value!r}; use one of {valid}."}
+
+    def to_internal_value(self, data):
+        severities = Severity.objects.all()
+        severity = severities.resolve(str(data)) if isinstance(data, str | int) else None
+        if severity is None:
+            self.fail("unknown", value=data, valid=", ".join(severities.names()))
+        return severity
+
+    def to_representation(self, value):
+        return value.key
+
+
+def username_field(**kwargs):
+    return serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=get_user_model().objects.filter(is_active=True),
+        **kwargs,
+    )
+
+
+def service_slugs(**kwargs):
+    return serializers.SlugRelatedField(
+        slug_field="slug", queryset=Service.objects.all(), many=True, **kwargs
+    )
+
+
+# --- catalogue ------------------------------------------------------------------------
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Service
+        fields = ["slug", "name", "description", "owning_team", "tier"]
+
+
+class SeveritySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Severity
+        fields = [
+            "key",
+            "label",
+            "rank",
+            "aliases",
+            "description",
+            "acknowledge_within",
+            "update_every",
+            "escalate_after",
+            "response_in_business_hours",
+            "postmortem_required",
+            "postmortem_due_days",
+        ]
+
+
+class IncidentTypeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = IncidentType
+        fields = ["slug", "name", "description", "confidential_by_default"]
+
+
+# --- incidents: output ----------------------------------------------------------------
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    url = serializers.HyperlinkedIdentityField(
+        view_name="api:incident-detail", lookup_field="reference"
+    )
+    severity = serializers.CharField(source="severity.key")
+    type = serializers.CharField(source="incident_type.slug")
+    services = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    declared_by = serializers.CharField(source="declared_by.username", default=None)
+    commander = serializers.CharField(
+        source="commander_username", default=None, help_text="Current incident commander."
+    )
+    ack_due_at = serializers.DateTimeField(
+        read_only=True, help_text="When the severity policy wants it acknowledged."
+    )
+
+    class Meta:
+        model = Incident
+        fields = [
+            "reference",
+            "url",
+            "title",
+            "summary",
+            "status",
+            "severity",
+            "type",
+            "environment",
+            "services",
+            "customer_impact",
+            "estimated_users_affected",
+            "detection_source",
+            "confidential",
+            "declared_by",
+            "commander",
+            "started_at",
+            "detected_at",
+            "declared_at",
+            "acknowledged_at",
+            "identified_at",
+            "mitigated_at",
+            "resolved_at",
+            "closed_at",
+            "ack_due_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class RoleAssignmentSerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username")
+    assigned_by = serializers.CharField(source="assigned_by.username", default=None)
+
+    class Meta:
+        model = RoleAssignment
+        fields = ["role", "user", "assigned_at", "relieved_at", "assigned_by"]
+        read_only_fields = fields
+
+
+class TimelineEventSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None)
+
+    class Meta:
+        model = TimelineEvent
+        fields = [
+            "id",
+            "occurred_at",
+            "created_at",
+            "kind",
+            "author",
+            "summary",
+            "details",
+            "source",
+        ]
+        read_only_fields = fields
+
+
+# --- incidents: input -----------------------------------------------------------------
+
+
+class IncidentCreateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=Incident._meta.get_field("title").max_length)
+    severity = SeverityField(help_text="Key (SEV1) or alias (critical, high, medium, low).")
+    type = serializers.SlugRelatedField(slug_field="slug", queryset=IncidentType.objects.all())
+    environment = serializers.ChoiceField(
+        choices=Environment.choices, default=Environment.PRODUCTION
+    )
+    summary = serializers.CharField(max_length=LONG_TEXT, allow_blank=True, default="")
+    services = service_slugs(required=False, default=list)
+    customer_impact = serializers.CharField(max_length=LONG_TEXT, allow_blank=True, default="")
+    estimated_users_affected = serializers.IntegerField(
+        min_value=0, max_value=MAX_USERS_AFFECTED, required=False, allow_null=True
+    )
+    detection_source = serializers.ChoiceField(choices=DetectionSource.choices, required=False)
+    started_at = serializers.DateTimeField(required=False, help_text="When impact began.")
+    detected_at = serializers.DateTimeField(required=False, help_text="When it was noticed.")
+    confidential = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="Default: the type's default."
+    )
+    commander = username_field(required=False, help_text="Username to make commander.")
+
+
+class IncidentUpdateSerializer(serializers.Serializer):
+    title = serializers.CharField(
+        max_length=Incident._meta.get_field("title").max_length, required=False
+    )
+    summary = serializers.CharField(max_length=LONG_TEXT, allow_blank=True, required=False)
+    customer_impact = serializers.CharField(max_length=LONG_TEXT, allow_blank=True, required=False)
+    estimated_users_affected = serializers.IntegerField(
+        min_value=0, max_value=MAX_USERS_AFFECTED, required=False, allow_null=True
+    )
+    detection_source = serializers.ChoiceField(choices=DetectionSource.choices, required=False)
+    services = service_slugs(required=False)
+
+
+class TransitionSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Status.choices)
+    note = serializers.CharField(max_length=NOTE_TEXT, allow_blank=True, default="")
+    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+
+
+class SeverityChangeSerializer(serializers.Serializer):
+    severity = SeverityField(help_text="Key (SEV1) or alias (critical, high, medium, low).")
+    reason = serializers.CharField(max_length=NOTE_TEXT)
+
+
+class RoleAssignSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+    user = username_field(help_text="Username of the new holder.")
+
+
+class TimelineEntrySerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=[(kind.value, kind.label) for kind in TimelineEvent.MANUAL_KINDS],
+        default=TimelineEvent.Kind.NOTE,
+    )
+    summary = serializers.CharField(max_length=NOTE_TEXT)
+    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")

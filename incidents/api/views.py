@@ -1,0 +1,330 @@
+"""Thin views: validate, call a service, serialize. Visibility comes from queries.py."""
+
+import django_filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.fields import DateTimeField
+from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.response import Response
+
+from incidents import services
+from incidents.models import (
+    Environment,
+    Incident,
+    IncidentType,
+    RoleAssignment,
+    Service,
+    Severity,
+    Source,
+    Status,
+)
+from incidents.queries import incident_list_visible_to, with_commander
+
+from . import serializers as s
+from .errors import ErrorResponse409Serializer, ErrorResponse422Serializer
+from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
+
+
+class IncidentFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices)
+    severity = django_filters.CharFilter(
+        method="filter_severity", help_text="Key (SEV1) or alias (critical…)."
+    )
+    type = django_filters.ModelChoiceFilter(
+        field_name="incident_type", to_field_name="slug", queryset=IncidentType.objects.all()
+    )
+    environment = django_filters.ChoiceFilter(choices=Environment.choices)
+    service = django_filters.ModelChoiceFilter(
+        field_name="services", to_field_name="slug", queryset=Service.objects.all()
+    )
+    open = django_filters.BooleanFilter(method="filter_open", help_text="true: not yet resolved.")
+    declared_after = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="gte")
+    declared_before = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="lt")
+
+    class Meta:
+        model = Incident
+        fields = []
+
+    def filter_severity(self, queryset, name, value):
+        severities = Severity.objects.all()
+        severity = severities.resolve(value)
+        if severity is None:
+            valid = ", ".join(severities.names())
+            raise exceptions.ValidationError(
+                {"severity": [f"Unknown severity; use one of {valid}."]}
+            )
+        return queryset.filter(severity=severity)
+
+    def filter_open(self, queryset, name, value):
+        return queryset.open() if value else queryset.closed()
+
+
+class IncidentPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class TimelinePagination(CursorPagination):
+    ordering = ("occurred_at", "id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+CONFLICT = {409: ErrorResponse409Serializer}
+IDEMPOTENT = {"parameters": [IDEMPOTENCY_PARAMETER]}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List incidents you may see"),
+    retrieve=extend_schema(summary="One incident, by reference"),
+    create=extend_schema(
+        summary="Declare an incident",
+        request=s.IncidentCreateSerializer,
+        responses={201: s.IncidentSerializer, 422: ErrorResponse422Serializer},
+        **IDEMPOTENT,
+    ),
+    partial_update=extend_schema(
+        summary="Edit title, summary, impact or services",
+        request=s.IncidentUpdateSerializer,
+        responses={200: s.IncidentSerializer},
+    ),
+)
+class IncidentViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = s.IncidentSerializer
+    queryset = Incident.objects.all()
+    lookup_field = "reference"
+    lookup_value_regex = r"INC-\d{4}-\d{4,}"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    filterset_class = IncidentFilter
+    pagination_class = IncidentPagination
+    search_fields = ["reference", "title", "summary"]
+    ordering_fields = ["declared_at", "updated_at", "reference", "status", "severity__rank"]
+
+    def get_queryset(self):
+        queryset = Incident.objects.select_related(
+            "severity", "incident_type", "declared_by"
+        ).prefetch_related("services")
+        return with_commander(incident_list_visible_to(self.request.user, queryset))
+
+    def _incident_response(self, incident, status_code=status.HTTP_200_OK, headers=None):
+        fresh = self.get_queryset().get(pk=incident.pk)
+        data = s.IncidentSerializer(fresh, context=self.get_serializer_context()).data
+        return Response(data, status=status_code, headers=headers)
+
+    def create(self, request, *args, **kwargs):
+        def declare():
+            data = self._valid(s.IncidentCreateSerializer)
+            incident = services.incident_declare(
+                title=data["title"],
+                severity=data["severity"],
+                incident_type=data["type"],
+                environment=data["environment"],
+                summary=data["summary"],
+                services=data["services"],
+                customer_impact=data["customer_impact"],
+                estimated_users_affected=data.get("estimated_users_affected"),
+                detection_source=data.get("detection_source"),
+                started_at=data.get("started_at"),
+                detected_at=data.get("detected_at"),
+                confidential=data["confidential"],
+                commander=data.get("commander"),
+                actor=request.user,
+                source=Source.API,
+            )
+            location = self.reverse_action("detail", kwargs={"reference": incident.reference})
+            return self._incident_response(
+                incident, status.HTTP_201_CREATED, {"Location": location}
+            )
+
+        return idempotent(request, declare)
+
+    def partial_update(self, request, *args, **kwargs):
+        incident = self.get_object()
+        data = self._valid(s.IncidentUpdateSerializer)
+        services_ = data.pop("services", None)
+        incident = services.incident_update_details(
+            incident=incident, actor=request.user, source=Source.API, services=services_, **data
+        )
+        return self._incident_response(incident)
+
+    def _valid(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Acknowledge (declared → investigating)",
+        request=None,
+        responses={200: s.IncidentSerializer, **CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, reference=None):
+        incident = services.incident_acknowledge(
+            incident=self.get_object(), actor=request.user, source=Source.API
+        )
+        return self._incident_response(incident)
+
+    @extend_schema(
+        summary="Move to another status",
+        description="An illegal move answers 409 naming the statuses allowed from here.",
+        request=s.TransitionSerializer,
+        responses={200: s.IncidentSerializer, **CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def transition(self, request, reference=None):
+        incident = self.get_object()
+        data = self._valid(s.TransitionSerializer)
+        incident = services.incident_transition(
+            incident=incident,
+            to_status=data["status"],
+            note=data["note"],
+            occurred_at=data.get("occurred_at"),
+            actor=request.user,
+            source=Source.API,
+        )
+        return self._incident_response(incident)
+
+    @extend_schema(
+        summary="Change severity (with a reason)",
+        request=s.SeverityChangeSerializer,
+        responses={200: s.IncidentSerializer, **CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def severity(self, request, reference=None):
+        incident = self.get_object()
+        data = self._valid(s.SeverityChangeSerializer)
+        incident = services.incident_change_severity(
+            incident=incident,
+            severity=data["severity"],
+            reason=data["reason"],
+            actor=request.user,
+            source=Source.API,
+        )
+        return self._incident_response(incident)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="Role assignments, current and past",
+        request=None,
+        responses={200: s.RoleAssignmentSerializer(many=True)},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Assign a role (hands it over from the current holder)",
+        request=s.RoleAssignSerializer,
+        responses={201: s.RoleAssignmentSerializer, 422: ErrorResponse422Serializer, **CONFLICT},
+        **IDEMPOTENT,
+    )
+    @action(detail=True, methods=["get", "post"])
+    def roles(self, request, reference=None):
+        incident = self.get_object()
+        if request.method == "GET":
+            assignments = incident.roles.select_related("user", "assigned_by")
+            return Response(s.RoleAssignmentSerializer(assignments, many=True).data)
+
+        def assign():
+            data = self._valid(s.RoleAssignSerializer)
+            assignment = services.role_assign(
+                incident=incident,
+                role=data["role"],
+                user=data["user"],
+                actor=request.user,
+                source=Source.API,
+            )
+            assignment = RoleAssignment.objects.select_related("user", "assigned_by").get(
+                pk=assignment.pk
+            )
+            return Response(
+                s.RoleAssignmentSerializer(assignment).data, status=status.HTTP_201_CREATED
+            )
+
+        return idempotent(request, assign)
+
+    # --- timeline -------------------------------------------------------------------
+
+    @extend_schema(
+        methods=["GET"],
+        summary="The timeline, oldest first",
+        parameters=[
+            OpenApiParameter(
+                "after",
+                OpenApiTypes.DATETIME,
+                description="Only events that happened after this ISO 8601 time.",
+            ),
+            OpenApiParameter("cursor", str, description="Opaque cursor from `next`/`previous`."),
+            OpenApiParameter("page_size", int, description="Events per page (max 500)."),
+        ],
+        request=None,
+        responses={200: s.TimelineEventSerializer(many=True)},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Add a note, action, decision or communication",
+        request=s.TimelineEntrySerializer,
+        responses={201: s.TimelineEventSerializer, 422: ErrorResponse422Serializer},
+        **IDEMPOTENT,
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
+    def timeline(self, request, reference=None):
+        incident = self.get_object()
+        if request.method == "POST":
+            return idempotent(request, lambda: self._add_timeline_entry(incident))
+
+        events = incident.timeline.select_related("author")
+        after = request.query_params.get("after")
+        if after:
+            try:
+                events = events.filter(occurred_at__gt=DateTimeField().to_internal_value(after))
+            except exceptions.ValidationError as error:
+                raise exceptions.ValidationError({"after": error.detail}) from None
+        paginator = TimelinePagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(s.TimelineEventSerializer(page, many=True).data)
+
+    def _add_timeline_entry(self, incident):
+        data = self._valid(s.TimelineEntrySerializer)
+        event = services.timeline_add_entry(
+            incident=incident,
+            kind=data["kind"],
+            summary=data["summary"],
+            occurred_at=data.get("occurred_at"),
+            actor=self.request.user,
+            source=Source.API,
+        )
+        return Response(s.TimelineEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+
+class ServiceViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Service.objects.all()
+    serializer_class = s.ServiceSerializer
+    lookup_field = "slug"
+    search_fields = ["name", "slug", "owning_team"]
+    ordering_fields = ["name", "tier"]
+
+
+class SeverityViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Severity.objects.all()
+    serializer_class = s.SeveritySerializer
+    lookup_field = "key"
+    pagination_class = None
+    filter_backends = []
+
+
+class IncidentTypeViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = IncidentType.objects.all()
+    serializer_class = s.IncidentTypeSerializer
+    lookup_field = "slug"
+    pagination_class = None
+    filter_backends = []
