@@ -211,6 +211,8 @@ SPECTACULAR_SETTINGS = {
     "`Authorization: Bearer <API key>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Group operations by resource (incidents, services…), not under one "v1" tag.
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     # Swagger UI and Redoc from our own static files: no CDN on closed networks.
