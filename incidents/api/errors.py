@@ -5,6 +5,8 @@ mapped here: a refused value is a 400 naming the field, a clash with the inciden
 state (an illegal transition, already acknowledged) is a 409.
 """
 
+from django.http import JsonResponse
+from django.views import defaults
 from drf_standardized_errors.handler import ExceptionHandler
 from drf_standardized_errors.openapi_serializers import ClientErrorEnum
 from rest_framework import exceptions, serializers, status
@@ -47,3 +49,11 @@ class ErrorResponse409Serializer(serializers.Serializer):
 class ErrorResponse422Serializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
     errors = _Error(many=True)
+
+
+def not_found(request, exception):
+    """404 for URLs no view matched: the API's error shape under /api/, HTML elsewhere."""
+    if request.path.startswith("/api/"):
+        error = {"code": "not_found", "detail": "No such endpoint or record.", "attr": None}
+        return JsonResponse({"type": "client_error", "errors": [error]}, status=404)
+    return defaults.page_not_found(request, exception)

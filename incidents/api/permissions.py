@@ -18,6 +18,8 @@ class ModelPermissions(permissions.DjangoModelPermissions):
     def has_permission(self, request, view):
         if not request.user or not request.user.is_authenticated:
             return False
+        if not hasattr(view, request.method.lower()):
+            return True  # let the view answer 405 rather than a misleading 403
         if request.method == "POST" and getattr(view, "detail", False):
             model = self._queryset(view).model
             return request.user.has_perm(f"{model._meta.app_label}.change_{model._meta.model_name}")

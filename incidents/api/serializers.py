@@ -41,8 +41,17 @@ class SeverityField(serializers.Field):
         return value.key
 
 
+class SlugField(serializers.SlugRelatedField):
+    """SlugRelatedField that refuses NUL characters before PostgreSQL does (with a 500)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
+
 def username_field(**kwargs):
-    return serializers.SlugRelatedField(
+    return SlugField(
         slug_field="username",
         queryset=get_user_model().objects.filter(is_active=True),
         **kwargs,
@@ -50,9 +59,7 @@ def username_field(**kwargs):
 
 
 def service_slugs(**kwargs):
-    return serializers.SlugRelatedField(
-        slug_field="slug", queryset=Service.objects.all(), many=True, **kwargs
-    )
+    return SlugField(slug_field="slug", queryset=Service.objects.all(), many=True, **kwargs)
 
 
 # --- catalogue ------------------------------------------------------------------------
@@ -98,12 +105,17 @@ class IncidentSerializer(serializers.ModelSerializer):
     severity = serializers.CharField(source="severity.key")
     type = serializers.CharField(source="incident_type.slug")
     services = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
-    declared_by = serializers.CharField(source="declared_by.username", default=None)
+    declared_by = serializers.CharField(
+        source="declared_by.username", default=None, allow_null=True
+    )
     commander = serializers.CharField(
-        source="commander_username", default=None, help_text="Current incident commander."
+        source="commander_username",
+        default=None,
+        allow_null=True,
+        help_text="Current incident commander.",
     )
     ack_due_at = serializers.DateTimeField(
-        read_only=True, help_text="When the severity policy wants it acknowledged."
+        read_only=True, allow_null=True, help_text="When the policy wants it acknowledged."
     )
 
     class Meta:
@@ -141,7 +153,9 @@ class IncidentSerializer(serializers.ModelSerializer):
 
 class RoleAssignmentSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="user.username")
-    assigned_by = serializers.CharField(source="assigned_by.username", default=None)
+    assigned_by = serializers.CharField(
+        source="assigned_by.username", default=None, allow_null=True
+    )
 
     class Meta:
         model = RoleAssignment
@@ -150,7 +164,7 @@ class RoleAssignmentSerializer(serializers.ModelSerializer):
 
 
 class TimelineEventSerializer(serializers.ModelSerializer):
-    author = serializers.CharField(source="author.username", default=None)
+    author = serializers.CharField(source="author.username", default=None, allow_null=True)
 
     class Meta:
         model = TimelineEvent
@@ -173,7 +187,7 @@ class TimelineEventSerializer(serializers.ModelSerializer):
 class IncidentCreateSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=Incident._meta.get_field("title").max_length)
     severity = SeverityField(help_text="Key (SEV1) or alias (critical, high, medium, low).")
-    type = serializers.SlugRelatedField(slug_field="slug", queryset=IncidentType.objects.all())
+    type = SlugField(slug_field="slug", queryset=IncidentType.objects.all())
     environment = serializers.ChoiceField(
         choices=Environment.choices, default=Environment.PRODUCTION
     )

@@ -1,8 +1,11 @@
 """Thin views: validate, call a service, serialize. Visibility comes from queries.py."""
 
+from datetime import UTC
+
 import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.fields import DateTimeField
@@ -27,6 +30,25 @@ from .errors import ErrorResponse409Serializer, ErrorResponse422Serializer
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
 
 
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 bound, refused with a 400 when it cannot be expressed in UTC
+    (year 1 at +05:00): the databases would otherwise fail on it."""
+
+    def filter(self, qs, value):
+        if value is not None:
+            try:
+                value = value.astimezone(UTC)
+            except OverflowError:
+                raise exceptions.ValidationError(
+                    {self.field_name_in_api: ["Out of the supported date range."]}, code="invalid"
+                ) from None
+        return super().filter(qs, value)
+
+    def __init__(self, *args, field_name_in_api, **kwargs):
+        self.field_name_in_api = field_name_in_api
+        super().__init__(*args, **kwargs)
+
+
 class IncidentFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=Status.choices)
     severity = django_filters.CharFilter(
@@ -40,8 +62,12 @@ class IncidentFilter(django_filters.FilterSet):
         field_name="services", to_field_name="slug", queryset=Service.objects.all()
     )
     open = django_filters.BooleanFilter(method="filter_open", help_text="true: not yet resolved.")
-    declared_after = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="gte")
-    declared_before = django_filters.IsoDateTimeFilter(field_name="declared_at", lookup_expr="lt")
+    declared_after = UTCDateTimeFilter(
+        field_name="declared_at", lookup_expr="gte", field_name_in_api="declared_after"
+    )
+    declared_before = UTCDateTimeFilter(
+        field_name="declared_at", lookup_expr="lt", field_name_in_api="declared_before"
+    )
 
     class Meta:
         model = Incident
@@ -76,8 +102,28 @@ class TimelinePagination(CursorPagination):
 
 CONFLICT = {409: ErrorResponse409Serializer}
 IDEMPOTENT = {"parameters": [IDEMPOTENCY_PARAMETER]}
+CREATING = ["create", "roles", "timeline"]
 
 
+# Errors raised outside serializers, so the schema can list them too.
+@extend_validation_errors(
+    ["invalid"], field_name="Idempotency-Key", actions=CREATING, methods=["post"]
+)
+@extend_validation_errors(["invalid", "overflow"], field_name="after", actions=["timeline"])
+@extend_validation_errors(["invalid"], field_name="severity", actions=["list", "severity"])
+@extend_validation_errors(
+    ["invalid"], field_name="declared_after", actions=["list"], methods=["get"]
+)
+@extend_validation_errors(
+    ["invalid"], field_name="declared_before", actions=["list"], methods=["get"]
+)
+@extend_validation_errors(
+    ["null_characters_not_allowed"], field_name="type", actions=["list"], methods=["get"]
+)
+@extend_validation_errors(
+    ["null_characters_not_allowed"], field_name="service", actions=["list"], methods=["get"]
+)
+@extend_validation_errors(["null_characters_not_allowed"], actions=["list"], methods=["get"])
 @extend_schema_view(
     list=extend_schema(summary="List incidents you may see"),
     retrieve=extend_schema(summary="One incident, by reference"),
@@ -109,6 +155,10 @@ class IncidentViewSet(
     pagination_class = IncidentPagination
     search_fields = ["reference", "title", "summary"]
     ordering_fields = ["declared_at", "updated_at", "reference", "status", "severity__rank"]
+
+    def filter_queryset(self, queryset):
+        # Filters, search and ordering are for the list; a detail lookup ignores them.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def get_queryset(self):
         queryset = Incident.objects.select_related(
@@ -227,7 +277,7 @@ class IncidentViewSet(
         responses={201: s.RoleAssignmentSerializer, 422: ErrorResponse422Serializer, **CONFLICT},
         **IDEMPOTENT,
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
     def roles(self, request, reference=None):
         incident = self.get_object()
         if request.method == "GET":
@@ -263,8 +313,6 @@ class IncidentViewSet(
                 OpenApiTypes.DATETIME,
                 description="Only events that happened after this ISO 8601 time.",
             ),
-            OpenApiParameter("cursor", str, description="Opaque cursor from `next`/`previous`."),
-            OpenApiParameter("page_size", int, description="Events per page (max 500)."),
         ],
         request=None,
         responses={200: s.TimelineEventSerializer(many=True)},
@@ -276,7 +324,12 @@ class IncidentViewSet(
         responses={201: s.TimelineEventSerializer, 422: ErrorResponse422Serializer},
         **IDEMPOTENT,
     )
-    @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        filter_backends=[],
+        pagination_class=TimelinePagination,
+    )
     def timeline(self, request, reference=None):
         incident = self.get_object()
         if request.method == "POST":
@@ -289,9 +342,8 @@ class IncidentViewSet(
                 events = events.filter(occurred_at__gt=DateTimeField().to_internal_value(after))
             except exceptions.ValidationError as error:
                 raise exceptions.ValidationError({"after": error.detail}) from None
-        paginator = TimelinePagination()
-        page = paginator.paginate_queryset(events, request, view=self)
-        return paginator.get_paginated_response(s.TimelineEventSerializer(page, many=True).data)
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(s.TimelineEventSerializer(page, many=True).data)
 
     def _add_timeline_entry(self, incident):
         data = self._valid(s.TimelineEntrySerializer)
@@ -306,10 +358,16 @@ class IncidentViewSet(
         return Response(s.TimelineEventSerializer(event).data, status=status.HTTP_201_CREATED)
 
 
+# Catalogue keys never hold "/" or NUL; PostgreSQL would fail on a NUL with a 500.
+CATALOGUE_KEY = r"[^/\x00]+"
+
+
+@extend_validation_errors(["null_characters_not_allowed"], actions=["list"], methods=["get"])
 class ServiceViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Service.objects.all()
     serializer_class = s.ServiceSerializer
     lookup_field = "slug"
+    lookup_value_regex = CATALOGUE_KEY
     search_fields = ["name", "slug", "owning_team"]
     ordering_fields = ["name", "tier"]
 
@@ -318,6 +376,7 @@ class SeverityViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Severity.objects.all()
     serializer_class = s.SeveritySerializer
     lookup_field = "key"
+    lookup_value_regex = CATALOGUE_KEY
     pagination_class = None
     filter_backends = []
 
@@ -326,5 +385,6 @@ class IncidentTypeViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = IncidentType.objects.all()
     serializer_class = s.IncidentTypeSerializer
     lookup_field = "slug"
+    lookup_value_regex = CATALOGUE_KEY
     pagination_class = None
     filter_backends = []
