@@ -4,6 +4,12 @@ from django_q.models import Schedule
 
 SCHEDULES = [
     {
+        "name": "Deliver due notifications and recover stalled ones",
+        "func": "incidents.tasks.sweep_notifications",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+    {
         "name": "Forget idempotency keys older than a day",
         "func": "incidents.tasks.prune_idempotency_records",
         "schedule_type": Schedule.HOURLY,
@@ -16,5 +22,5 @@ def ensure_schedules(**kwargs) -> None:
     for row in SCHEDULES:
         Schedule.objects.update_or_create(
             name=row["name"],
-            defaults={"func": row["func"], "schedule_type": row["schedule_type"]},
+            defaults={key: value for key, value in row.items() if key != "name"},
         )

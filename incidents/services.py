@@ -12,12 +12,15 @@ from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
+from . import notifications
 from .errors import IncidentError, StateConflict, TransitionNotAllowed
 from .models import (
     MULTI_HOLDER_ROLES,
     APIKey,
+    Audience,
     DetectionSource,
     Environment,
     IdempotencyRecord,
@@ -30,6 +33,7 @@ from .models import (
     Severity,
     Source,
     Status,
+    StatusUpdate,
     TimelineEvent,
 )
 
@@ -309,6 +313,8 @@ def incident_declare(
             "services": [service.slug for service in services],
         },
     )
+    if not triage:
+        notifications.notify(incident, notifications.Event.DECLARED, message=summary)
     if commander is not None:
         role_assign(
             incident=incident,
@@ -361,6 +367,12 @@ def incident_transition(
         occurred_at=when,
         details={"from": from_status, "to": to_status, "note": note, "stamped": stamped},
     )
+    event = (
+        notifications.Event.DECLARED
+        if to_status == Status.DECLARED
+        else notifications.Event.STATUS_CHANGED
+    )
+    notifications.notify(incident, event, message=summary)
     return incident
 
 
@@ -459,6 +471,11 @@ def incident_change_severity(
         source=source,
         occurred_at=when,
         details={"from": old.key, "to": severity.key, "reason": reason},
+    )
+    notifications.notify(
+        incident,
+        notifications.Event.SEVERITY_CHANGED,
+        message=f"{direction} from {old.key} to {severity.key}: {reason}",
     )
     return incident
 
@@ -576,6 +593,13 @@ def role_assign(
         occurred_at=when,
         details={"role": role, "user": user.get_username(), "relieved": relieved},
     )
+    if actor is None or user.pk != getattr(actor, "pk", None):
+        notifications.notify(
+            incident,
+            notifications.Event.ROLE_ASSIGNED,
+            message=f"You are now {Role(role).label.lower()} of {incident.reference}.",
+            users=[user],
+        )
     return assignment
 
 
@@ -641,6 +665,67 @@ def timeline_add_entry(
         occurred_at=_when(occurred_at, timezone.now()),
         details=details,
     )
+
+
+# --- status updates -------------------------------------------------------------------
+
+
+@transaction.atomic
+def status_update_post(
+    *,
+    incident: Incident,
+    audience: str,
+    summary: str,
+    next_update_at: datetime | None = None,
+    actor=None,
+    source: str = Source.ADMIN,
+) -> StatusUpdate:
+    """Post the next numbered update; an open incident gets a next-update time from its
+    severity's cadence unless one is given."""
+    if audience not in Audience.values:
+        raise IncidentError(
+            f"Unknown audience {audience!r}; use one of {', '.join(Audience.values)}.",
+            field="audience",
+        )
+    summary = (summary or "").strip()
+    if not summary:
+        raise IncidentError("The update needs some text.", field="summary")
+    incident = _lock(incident)
+    now = timezone.now()
+    if incident.confidential and audience == Audience.PUBLIC:
+        raise IncidentError("A confidential incident cannot have public updates.", field="audience")
+    if next_update_at is not None and next_update_at <= now:
+        raise IncidentError("The next update must be in the future.", field="next_update_at")
+    if next_update_at is None and incident.is_open:
+        next_update_at = now + incident.severity.update_every
+    number = (incident.updates.aggregate(last=Max("number"))["last"] or 0) + 1
+    update = StatusUpdate(
+        incident=incident,
+        number=number,
+        audience=audience,
+        status=incident.status,
+        summary=summary,
+        next_update_at=next_update_at,
+        author=_user_or_none(actor),
+        published_at=now,
+    )
+    _save(update, actor)
+    _record(
+        incident,
+        kind=TimelineEvent.Kind.COMMUNICATION,
+        summary=f"{Audience(audience).label} update #{number}: {summary}",
+        actor=actor,
+        source=source,
+        occurred_at=now,
+        details={"update": number, "audience": audience},
+    )
+    notifications.notify(
+        incident,
+        notifications.Event.STATUS_UPDATE,
+        message=summary,
+        next_update_at=next_update_at,
+    )
+    return update
 
 
 # --- API keys -------------------------------------------------------------------------

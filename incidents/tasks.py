@@ -1,7 +1,15 @@
 """django-q2 task functions: thin, they call services."""
 
-from . import services
+from . import notifications, services
 
 
 def prune_idempotency_records() -> int:
     return services.idempotency_records_prune()
+
+
+def deliver_notification(notification_id: int) -> str | None:
+    return notifications.deliver(notification_id)
+
+
+def sweep_notifications() -> int:
+    return notifications.sweep()

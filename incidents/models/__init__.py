@@ -1,6 +1,16 @@
 """Models of the incidents app, split by concern; import them from here."""
 
 from .access import APIKey, IdempotencyRecord
+from .comms import (
+    Audience,
+    ChannelKind,
+    ChannelTarget,
+    DeliveryAttempt,
+    MessageTemplate,
+    Notification,
+    StakeholderGroup,
+    StatusUpdate,
+)
 from .core import (
     MULTI_HOLDER_ROLES,
     OPEN_STATUSES,
@@ -24,6 +34,14 @@ __all__ = [
     "MULTI_HOLDER_ROLES",
     "OPEN_STATUSES",
     "APIKey",
+    "Audience",
+    "ChannelKind",
+    "ChannelTarget",
+    "DeliveryAttempt",
+    "MessageTemplate",
+    "Notification",
+    "StakeholderGroup",
+    "StatusUpdate",
     "DetectionSource",
     "Environment",
     "IdempotencyRecord",

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from incidents import services
+from incidents import notifications, services
 from incidents.models import (
     DetectionSource,
     Environment,
@@ -128,9 +128,11 @@ class Command(BaseCommand):
             self._plan(rng, people, FORCED_ENDS[index] if index < len(FORCED_ENDS) else None)
             for index in range(options["incidents"])
         ]
-        # Declare in time order so references count up with the calendar.
-        for plan in sorted(plans, key=lambda plan: plan["declare"]["declared_at"]):
-            self._create(rng, **plan)
+        # Declare in time order so references count up with the calendar; history is
+        # being loaded, so nobody is paged about it.
+        with notifications.muted():
+            for plan in sorted(plans, key=lambda plan: plan["declare"]["declared_at"]):
+                self._create(rng, **plan)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created {options['incidents']} demo incidents. Demo people have no password; "

@@ -1,0 +1,102 @@
+"""Delivery channels. A new channel is one class with `kind` and `send()`, registered."""
+
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+from django.conf import settings
+from django.core.mail import EmailMessage
+
+CHANNELS: dict[str, "Channel"] = {}
+
+
+class DeliveryError(Exception):
+    """The receiver did not take the message; the outbox will retry."""
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def register(cls):
+    CHANNELS[cls.kind] = cls()
+    return cls
+
+
+class Channel:
+    kind: str
+
+    def send(self, notification) -> int | None:
+        """Deliver the message or raise DeliveryError; return the HTTP status if any."""
+        raise NotImplementedError
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """Return the X-Sitrep-Signature value: HMAC-SHA256 of "<timestamp>.<body>"."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def _post(url: str, body: bytes, headers: dict) -> int:
+    try:
+        response = httpx.post(
+            url, content=body, headers=headers, timeout=settings.NOTIFY_HTTP_TIMEOUT
+        )
+    except httpx.HTTPError as error:
+        raise DeliveryError(f"{type(error).__name__}: {error}") from None
+    if not response.is_success:
+        raise DeliveryError(
+            f"HTTP {response.status_code}: {response.text[:200]}", response.status_code
+        )
+    return response.status_code
+
+
+@register
+class EmailChannel(Channel):
+    kind = "email"
+
+    def send(self, notification):
+        message = EmailMessage(
+            subject=notification.subject,
+            body=notification.body,
+            to=[notification.address],
+            headers={"X-Sitrep-Idempotency-Key": str(notification.idempotency_key)},
+        )
+        try:
+            message.send()
+        except Exception as error:  # SMTP errors come in many classes
+            raise DeliveryError(f"{type(error).__name__}: {error}") from None
+        return None
+
+
+@register
+class WebhookChannel(Channel):
+    kind = "webhook"
+
+    def send(self, notification):
+        body = json.dumps(notification.payload, sort_keys=True).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(notification.idempotency_key),
+            "User-Agent": "Sitrep-Webhook/1",
+        }
+        secret = notification.target.secret if notification.target else ""
+        if secret:
+            headers["X-Sitrep-Signature"] = sign(secret, int(time.time()), body)
+        return _post(notification.address, body, headers)
+
+
+@register
+class SlackChannel(Channel):
+    kind = "slack"
+
+    def send(self, notification):
+        text = f"*{notification.subject}*\n{notification.body}"
+        body = json.dumps({"text": text}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(notification.idempotency_key),
+        }
+        return _post(notification.address, body, headers)
