@@ -1,5 +1,6 @@
 """The commander's console. Thin: every change goes through incidents.services."""
 
+import secrets
 from datetime import timedelta
 
 from django import forms
@@ -8,24 +9,34 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.core.validators import validate_email
+from django.db.models import Count, Q
 from django.http import Http404, HttpResponseRedirect
+from django.template import Template, TemplateSyntaxError
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from simple_history.admin import SimpleHistoryAdmin
 
-from . import services
+from . import notifications, services
 from .errors import IncidentError
 from .models import (
     APIKey,
+    ChannelKind,
+    ChannelTarget,
+    DeliveryAttempt,
     Incident,
     IncidentType,
+    MessageTemplate,
+    Notification,
     Role,
     RoleAssignment,
     Service,
     Severity,
     Source,
+    StakeholderGroup,
     Status,
+    StatusUpdate,
     TimelineEvent,
 )
 from .queries import incident_list_visible_to, with_commander
@@ -434,7 +445,7 @@ class IncidentAdmin(GuardedHistoryAdmin):
         return form
 
     def get_inlines(self, request, obj):
-        return (RoleAssignmentInline, TimelineEventInline) if obj else ()
+        return (RoleAssignmentInline, StatusUpdateInline, TimelineEventInline) if obj else ()
 
     # --- columns ----------------------------------------------------------------------
 
@@ -561,6 +572,14 @@ class IncidentAdmin(GuardedHistoryAdmin):
                     incident=incident,
                     role=instance.role,
                     user=instance.user,
+                    actor=request.user,
+                )
+            elif isinstance(instance, StatusUpdate):
+                services.status_update_post(
+                    incident=incident,
+                    audience=instance.audience,
+                    summary=instance.summary,
+                    next_update_at=instance.next_update_at,
                     actor=request.user,
                 )
             elif isinstance(instance, TimelineEvent):
@@ -738,3 +757,223 @@ class APIKeyAdmin(GuardedHistoryAdmin):
                 self.message_user(request, error.message, messages.ERROR)
         if revoked:
             self.message_user(request, f"Revoked {revoked} key(s).", messages.SUCCESS)
+
+
+# --- communications -------------------------------------------------------------------
+
+
+class StatusUpdateInline(admin.TabularInline):
+    model = StatusUpdate
+    fields = ("number", "audience", "status", "summary", "next_update_at", "author", "published_at")
+    readonly_fields = ("number", "status", "author", "published_at")
+    extra = 1
+    verbose_name = "status update"
+    verbose_name_plural = (
+        "Status updates (post the next one below; public ones go on the status page)"
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        rendered = obj and notifications.render_template("customer-update", obj)
+        if rendered:
+            # Pre-fill the blank row from the editable customer-update template.
+            class PrefilledForm(formset.form):
+                def __init__(self, *args, **form_kwargs):
+                    super().__init__(*args, **form_kwargs)
+                    if self.instance.pk is None and "summary" in self.fields:
+                        self.fields["summary"].initial = rendered[1]
+
+            formset.form = PrefilledForm
+        return formset
+
+    def has_change_permission(self, request, obj=None):
+        return False  # updates are published records
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ("number", "started_at", "finished_at", "succeeded", "status_code", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "event",
+        "incident_reference",
+        "channel",
+        "address",
+        "state_badge",
+        "attempts",
+        "next_attempt_at",
+        "last_error_short",
+    )
+    list_filter = ("state", "channel", "event")
+    list_select_related = ("incident",)
+    search_fields = ("address", "subject", "incident__reference")
+    readonly_fields = [field.name for field in Notification._meta.fields]
+    inlines = (DeliveryAttemptInline,)
+    actions = ("retry",)
+    show_full_result_count = False
+
+    STATE_COLORS = {
+        Notification.State.PENDING: "#ca8a04",
+        Notification.State.SENDING: "#2563eb",
+        Notification.State.DELIVERED: "#16a34a",
+        Notification.State.FAILED: "#b91c1c",
+    }
+
+    def get_queryset(self, request):
+        visible = incident_list_visible_to(request.user)
+        return (
+            super().get_queryset(request).filter(Q(incident__isnull=True) | Q(incident__in=visible))
+        )
+
+    @admin.display(description="incident", ordering="incident__reference")
+    def incident_reference(self, obj):
+        return obj.incident.reference if obj.incident else "—"
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj):
+        return badge(obj.get_state_display(), self.STATE_COLORS[obj.state])
+
+    @admin.display(description="last error")
+    def last_error_short(self, obj):
+        return obj.last_error[:80]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Retry failed notifications", permissions=["change"])
+    def retry(self, request, queryset):
+        retried = 0
+        for notification in queryset:
+            try:
+                notifications.retry(notification)
+                retried += 1
+            except IncidentError as error:
+                self.message_user(request, error.message, messages.ERROR)
+        if retried:
+            self.message_user(request, f"Queued {retried} notification(s) again.", messages.SUCCESS)
+
+
+class ChannelTargetForm(forms.ModelForm):
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Webhook signing secret. Leave empty to keep the current one "
+        "(a new webhook without one gets a generated secret, shown once).",
+    )
+
+    class Meta:
+        model = ChannelTarget
+        fields = ("name", "kind", "address", "secret", "enabled")
+
+    def clean_secret(self):
+        # Blank means "unchanged": the stored secret is never sent back to the browser.
+        return self.cleaned_data["secret"] or self.instance.secret
+
+    def clean(self):
+        cleaned = super().clean()
+        kind, address = cleaned.get("kind"), cleaned.get("address", "")
+        if kind == ChannelKind.EMAIL:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                self.add_error("address", "Enter an email address.")
+        elif kind and not address.startswith(("https://", "http://")):
+            self.add_error("address", "Enter the http(s):// URL to post to.")
+        return cleaned
+
+
+@admin.register(ChannelTarget)
+class ChannelTargetAdmin(GuardedHistoryAdmin):
+    form = ChannelTargetForm
+    list_display = ("name", "kind", "address", "enabled", "has_secret")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "address")
+
+    @admin.display(description="signed", boolean=True)
+    def has_secret(self, obj):
+        return bool(obj.secret)
+
+    def save_model(self, request, obj, form, change):
+        generated = obj.kind == ChannelKind.WEBHOOK and not obj.secret
+        if generated:
+            obj.secret = secrets.token_urlsafe(32)
+        super().save_model(request, obj, form, change)
+        if generated:
+            self.message_user(
+                request,
+                f"Signing secret for {obj.name} (configure the receiver; shown once): {obj.secret}",
+                messages.WARNING,
+            )
+
+
+@admin.register(StakeholderGroup)
+class StakeholderGroupAdmin(GuardedHistoryAdmin):
+    list_display = ("name", "matrix", "via_status_page", "confidential_ok", "member_count")
+    search_fields = ("name", "slug")
+    filter_horizontal = ("severities", "members", "targets")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("severities")
+            .annotate(members_total=Count("members", distinct=True))
+        )
+
+    @admin.display(description="told about (the communication matrix)")
+    def matrix(self, obj):
+        ticked = {severity.key for severity in obj.severities.all()}
+        return format_html_join(
+            " ",
+            '<span title="{}" style="display:inline-block;width:3.2em">{} {}</span>',
+            (
+                (key, "✅" if key in ticked else "–", key)
+                for key in Severity.objects.values_list("key", flat=True)
+            ),
+        )
+
+    @admin.display(description="members", ordering="members_total")
+    def member_count(self, obj):
+        return obj.members_total
+
+
+class MessageTemplateForm(forms.ModelForm):
+    class Meta:
+        model = MessageTemplate
+        fields = ("slug", "name", "audience", "subject", "body")
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("subject", "body"):
+            try:
+                Template(cleaned.get(name, ""))
+            except TemplateSyntaxError as error:
+                self.add_error(name, f"Template error: {error}")
+        return cleaned
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(GuardedHistoryAdmin):
+    form = MessageTemplateForm
+    list_display = ("name", "slug", "audience")
+    search_fields = ("name", "slug", "body")

@@ -53,28 +53,36 @@ def muted():
 # --- writing --------------------------------------------------------------------------
 
 
-def _render(incident: Incident, message: str, next_update_at: datetime | None):
-    slug = "critical-incident-notification" if incident.severity.rank == 1 else None
-    template = (
-        MessageTemplate.objects.filter(slug=slug or "incident-notification").first()
-        or MessageTemplate.objects.filter(slug="incident-notification").first()
-    )
-    context = Context(
-        {
-            "incident": incident,
-            "services": [service.name for service in incident.services.all()],
-            "commander": incident.roles.filter(role=Role.COMMANDER, relieved_at__isnull=True)
-            .values_list("user__username", flat=True)
-            .first(),
-            "message": message,
-            "next_update_at": next_update_at,
-        },
-        autoescape=False,
-    )
-    if template is None:  # someone deleted the defaults: still say something useful
-        return f"{incident.reference}: {incident.title}", message
+def template_context(incident: Incident, message: str = "", next_update_at=None) -> dict:
+    return {
+        "incident": incident,
+        "services": [service.name for service in incident.services.all()],
+        "commander": incident.roles.filter(role=Role.COMMANDER, relieved_at__isnull=True)
+        .values_list("user__username", flat=True)
+        .first(),
+        "message": message,
+        "next_update_at": next_update_at,
+    }
+
+
+def render_template(slug: str, incident: Incident, **extra) -> tuple[str, str] | None:
+    """Return (subject, body) of the message template `slug`, or None if it is gone."""
+    template = MessageTemplate.objects.filter(slug=slug).first()
+    if template is None:
+        return None
+    context = Context(template_context(incident, **extra), autoescape=False)
     subject = Template(template.subject).render(context).strip().replace("\n", " ")
-    return subject[:300], Template(template.body).render(context)
+    return subject[:300], Template(template.body).render(context).strip()
+
+
+def _render(incident: Incident, message: str, next_update_at: datetime | None):
+    extra = {"message": message, "next_update_at": next_update_at}
+    critical = incident.severity.rank == 1
+    rendered = (
+        critical and render_template("critical-incident-notification", incident, **extra)
+    ) or render_template("incident-notification", incident, **extra)
+    # Someone deleted the defaults: still say something useful.
+    return rendered or (f"{incident.reference}: {incident.title}", message)
 
 
 def _stakeholder_recipients(incident: Incident) -> list[tuple]:

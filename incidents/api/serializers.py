@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from incidents.models import (
+    Audience,
     DetectionSource,
     Environment,
     Incident,
@@ -15,6 +16,7 @@ from incidents.models import (
     Service,
     Severity,
     Status,
+    StatusUpdate,
     TimelineEvent,
 )
 
@@ -242,3 +244,28 @@ class TimelineEntrySerializer(serializers.Serializer):
     )
     summary = serializers.CharField(max_length=NOTE_TEXT)
     occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+
+
+class StatusUpdateSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None, allow_null=True)
+
+    class Meta:
+        model = StatusUpdate
+        fields = [
+            "number",
+            "audience",
+            "status",
+            "summary",
+            "next_update_at",
+            "author",
+            "published_at",
+        ]
+        read_only_fields = fields
+
+
+class StatusUpdatePostSerializer(serializers.Serializer):
+    audience = serializers.ChoiceField(choices=Audience.choices)
+    summary = serializers.CharField(max_length=NOTE_TEXT)
+    next_update_at = serializers.DateTimeField(
+        required=False, help_text="Default: now plus the severity's update cadence."
+    )

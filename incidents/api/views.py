@@ -102,7 +102,7 @@ class TimelinePagination(CursorPagination):
 
 CONFLICT = {409: ErrorResponse409Serializer}
 IDEMPOTENT = {"parameters": [IDEMPOTENCY_PARAMETER]}
-CREATING = ["create", "roles", "timeline"]
+CREATING = ["create", "roles", "timeline", "updates"]
 
 
 # Errors raised outside serializers, so the schema can list them too.
@@ -110,6 +110,10 @@ CREATING = ["create", "roles", "timeline"]
     ["invalid"], field_name="Idempotency-Key", actions=CREATING, methods=["post"]
 )
 @extend_validation_errors(["invalid", "overflow"], field_name="after", actions=["timeline"])
+@extend_validation_errors(["invalid"], field_name="audience", actions=["updates"], methods=["post"])
+@extend_validation_errors(
+    ["invalid"], field_name="next_update_at", actions=["updates"], methods=["post"]
+)
 @extend_validation_errors(["invalid"], field_name="severity", actions=["list", "severity"])
 @extend_validation_errors(
     ["invalid"], field_name="declared_after", actions=["list"], methods=["get"]
@@ -301,6 +305,42 @@ class IncidentViewSet(
             )
 
         return idempotent(request, assign)
+
+    # --- status updates ---------------------------------------------------------------
+
+    @extend_schema(
+        methods=["GET"],
+        summary="Status updates, in order",
+        request=None,
+        responses={200: s.StatusUpdateSerializer(many=True)},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Post a status update (internal, or public for the status page)",
+        request=s.StatusUpdatePostSerializer,
+        responses={201: s.StatusUpdateSerializer, 422: ErrorResponse422Serializer},
+        **IDEMPOTENT,
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    def updates(self, request, reference=None):
+        incident = self.get_object()
+        if request.method == "GET":
+            updates = incident.updates.select_related("author")
+            return Response(s.StatusUpdateSerializer(updates, many=True).data)
+
+        def post():
+            data = self._valid(s.StatusUpdatePostSerializer)
+            update = services.status_update_post(
+                incident=incident,
+                audience=data["audience"],
+                summary=data["summary"],
+                next_update_at=data.get("next_update_at"),
+                actor=request.user,
+                source=Source.API,
+            )
+            return Response(s.StatusUpdateSerializer(update).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, post)
 
     # --- timeline -------------------------------------------------------------------
 
