@@ -783,8 +783,8 @@ class StatusUpdateInline(admin.TabularInline):
             class PrefilledForm(formset.form):
                 def __init__(self, *args, **form_kwargs):
                     super().__init__(*args, **form_kwargs)
-                    if self.instance.pk is None and "summary" in self.fields:
-                        self.fields["summary"].initial = rendered[1]
+                    if self.instance.pk is None:
+                        self.initial["summary"] = rendered[1]
 
             formset.form = PrefilledForm
         return formset

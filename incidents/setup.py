@@ -3,8 +3,9 @@
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 
-INCIDENT_MODELS = ["incident", "roleassignment", "timelineevent"]
+INCIDENT_MODELS = ["incident", "roleassignment", "timelineevent", "statusupdate"]
 CATALOGUE_MODELS = ["service", "severity", "incidenttype"]
+COMMS_MODELS = ["stakeholdergroup", "channeltarget", "messagetemplate"]
 
 
 def _perms(actions: list[str], models: list[str]) -> list[str]:
@@ -18,9 +19,14 @@ def default_groups() -> dict[str, list[str]]:
         + _perms(["view", "add", "change"], CATALOGUE_MODELS)
         # Their own API keys, for the integrations they run ("delete" is revoke).
         + _perms(["view", "add", "delete"], ["apikey"])
+        # Who is told what, through which channel; the outbox ("change" is retry).
+        + _perms(["view", "add", "change"], COMMS_MODELS)
+        + _perms(["view", "change"], ["notification"])
     )
-    responder = _perms(["view", "add", "change"], INCIDENT_MODELS) + _perms(
-        ["view"], CATALOGUE_MODELS
+    responder = (
+        _perms(["view", "add", "change"], INCIDENT_MODELS)
+        + _perms(["view"], CATALOGUE_MODELS + COMMS_MODELS)
+        + _perms(["view"], ["notification"])
     )
     viewer = _perms(["view"], INCIDENT_MODELS + CATALOGUE_MODELS)
     return {
