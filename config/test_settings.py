@@ -5,7 +5,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-real-secret-" + "x" * 40)
 
 from config.settings import *  # noqa: E402,F403
-from config.settings import Q_CLUSTER  # noqa: E402
+from config.settings import BASE_DIR, DATABASES, Q_CLUSTER  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -18,3 +18,9 @@ STORAGES = {
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 # Tests do not run collectstatic; WhiteNoise would only warn that staticfiles/ is missing.
 MIDDLEWARE = [name for name in MIDDLEWARE if not name.startswith("whitenoise.")]  # noqa: F405
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not Django's in-memory default: the test that starts a real `qcluster`
+    # process needs to see the test database. The process id keeps two runs in one
+    # checkout from deleting each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".pytest-sqlite3-{os.getpid()}")}

@@ -22,9 +22,12 @@ from . import notifications, services
 from .errors import IncidentError
 from .models import (
     APIKey,
+    BusinessCalendar,
     ChannelKind,
     ChannelTarget,
     DeliveryAttempt,
+    EscalationLevel,
+    Holiday,
     Incident,
     IncidentType,
     MessageTemplate,
@@ -40,6 +43,7 @@ from .models import (
     TimelineEvent,
 )
 from .queries import incident_list_visible_to, with_commander
+from .watchdogs import next_update_due, with_last_update_due
 
 STATUS_COLORS = {
     Status.TRIAGE: "#7c3aed",
@@ -328,6 +332,7 @@ class IncidentAdmin(GuardedHistoryAdmin):
         "commander",
         "declared_ago",
         "acknowledgement",
+        "next_update",
     )
     list_display_links = ("reference", "title")
     list_filter = (
@@ -374,7 +379,7 @@ class IncidentAdmin(GuardedHistoryAdmin):
             None,
             {
                 "fields": (
-                    ("reference", "status_badge", "acknowledgement"),
+                    ("reference", "status_badge", "acknowledgement", "next_update"),
                     "title",
                     ("severity", "severity_reason"),
                     ("move_to", "move_note"),
@@ -413,6 +418,7 @@ class IncidentAdmin(GuardedHistoryAdmin):
         "reference",
         "status_badge",
         "acknowledgement",
+        "next_update",
         "declared_at",
         "declared_by",
         "acknowledged_at",
@@ -425,7 +431,7 @@ class IncidentAdmin(GuardedHistoryAdmin):
 
     def get_queryset(self, request):
         queryset = incident_list_visible_to(request.user, super().get_queryset(request))
-        return with_commander(queryset)
+        return with_last_update_due(with_commander(queryset))
 
     def get_fieldsets(self, request, obj=None):
         return self.change_fieldsets if obj else self.add_fieldsets
@@ -480,6 +486,16 @@ class IncidentAdmin(GuardedHistoryAdmin):
         return format_html(
             '<span style="color:#b45309">due in {}</span>', short_duration(obj.ack_due_at - now)
         )
+
+    @admin.display(description="next update")
+    def next_update(self, obj):
+        due = next_update_due(obj, getattr(obj, "last_update_due", None))
+        if due is None:
+            return "—"
+        now = timezone.now()
+        if due < now:
+            return badge(f"update overdue {short_duration(now - due)}", "#b91c1c")
+        return f"in {short_duration(due - now)}"
 
     @admin.display(description="durations")
     def durations(self, obj):
@@ -977,3 +993,27 @@ class MessageTemplateAdmin(GuardedHistoryAdmin):
     form = MessageTemplateForm
     list_display = ("name", "slug", "audience")
     search_fields = ("name", "slug", "body")
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 1
+
+
+@admin.register(BusinessCalendar)
+class BusinessCalendarAdmin(GuardedHistoryAdmin):
+    list_display = ("name", "time_zone", "day_starts", "day_ends", "working_days")
+    inlines = (HolidayInline,)
+
+
+@admin.register(EscalationLevel)
+class EscalationLevelAdmin(GuardedHistoryAdmin):
+    list_display = ("level", "name", "member_list")
+    filter_horizontal = ("members", "targets")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("members")
+
+    @admin.display(description="members")
+    def member_list(self, obj):
+        return ", ".join(user.get_username() for user in obj.members.all()) or "—"

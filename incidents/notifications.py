@@ -109,15 +109,20 @@ def notify(
     *,
     message: str = "",
     users=None,
+    targets=(),
     next_update_at: datetime | None = None,
     dedup_prefix: str | None = None,
 ) -> list[Notification]:
-    """Write outbox rows for `event` (to `users` if given, else to the matrix's groups)
-    and queue their delivery once the surrounding transaction commits."""
+    """Write outbox rows for `event` (to `users` and `targets` if given, else to the
+    matrix's groups) and queue their delivery once the surrounding transaction commits."""
     if getattr(_muted, "on", False):
         return []
-    if users is not None:
-        recipients = [(ChannelKind.EMAIL, u.email, u, None) for u in users if u.email]
+    if users is not None or targets:
+        recipients = [
+            (ChannelKind.EMAIL, user.email, user, None)
+            for user in users or ()
+            if user.is_active and user.email
+        ] + [(target.kind, target.address, None, target) for target in targets if target.enabled]
     else:
         recipients = _stakeholder_recipients(incident)
     if not recipients:

@@ -4,6 +4,18 @@ from django_q.models import Schedule
 
 SCHEDULES = [
     {
+        "name": "Escalate unacknowledged incidents",
+        "func": "incidents.tasks.escalate_unacknowledged",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+    {
+        "name": "Remind commanders of overdue status updates",
+        "func": "incidents.tasks.remind_overdue_updates",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+    {
         "name": "Deliver due notifications and recover stalled ones",
         "func": "incidents.tasks.sweep_notifications",
         "schedule_type": Schedule.MINUTES,

@@ -5,7 +5,14 @@ from django.contrib.auth.models import Group, Permission
 
 INCIDENT_MODELS = ["incident", "roleassignment", "timelineevent", "statusupdate"]
 CATALOGUE_MODELS = ["service", "severity", "incidenttype"]
-COMMS_MODELS = ["stakeholdergroup", "channeltarget", "messagetemplate"]
+COMMS_MODELS = [
+    "stakeholdergroup",
+    "channeltarget",
+    "messagetemplate",
+    "escalationlevel",
+    "businesscalendar",
+    "holiday",
+]
 
 
 def _perms(actions: list[str], models: list[str]) -> list[str]:

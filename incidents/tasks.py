@@ -1,6 +1,6 @@
 """django-q2 task functions: thin, they call services."""
 
-from . import notifications, services
+from . import notifications, services, watchdogs
 
 
 def prune_idempotency_records() -> int:
@@ -13,3 +13,11 @@ def deliver_notification(notification_id: int) -> str | None:
 
 def sweep_notifications() -> int:
     return notifications.sweep()
+
+
+def escalate_unacknowledged() -> int:
+    return watchdogs.escalate_unacknowledged()
+
+
+def remind_overdue_updates() -> int:
+    return watchdogs.remind_overdue_updates()

@@ -91,3 +91,13 @@ def declare(sev1, outage, commander):
         return services.incident_declare(**fields)
 
     return _declare
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache (throttle counters, the business calendar)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

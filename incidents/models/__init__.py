@@ -29,12 +29,17 @@ from .core import (
     Status,
     TimelineEvent,
 )
+from .policy import BusinessCalendar, EscalationLevel, EscalationStep, Holiday
 
 __all__ = [
     "MULTI_HOLDER_ROLES",
     "OPEN_STATUSES",
     "APIKey",
     "Audience",
+    "BusinessCalendar",
+    "EscalationLevel",
+    "EscalationStep",
+    "Holiday",
     "ChannelKind",
     "ChannelTarget",
     "DeliveryAttempt",

@@ -242,7 +242,13 @@ class Incident(models.Model):
         """Return when the severity policy wants this incident acknowledged."""
         if self.declared_at is None:
             return None
-        return self.declared_at + self.severity.acknowledge_within
+        from incidents.business_time import deadline
+
+        return deadline(
+            self.declared_at,
+            self.severity.acknowledge_within,
+            business_hours=self.severity.response_in_business_hours,
+        )
 
     def is_ack_overdue(self, now: datetime | None = None) -> bool:
         due = self.ack_due_at
@@ -330,6 +336,7 @@ class TimelineEvent(models.Model):
         DECISION = "decision", "Decision"
         COMMUNICATION = "communication", "Communication"
         ALERT = "alert", "Alert"
+        ESCALATION = "escalation", "Escalation"
         CHECKLIST = "checklist", "Checklist"
 
     # What a person may write by hand; the rest are written by services.
