@@ -1,11 +1,12 @@
 """Settings for the test suite: the real settings, made fast and deterministic."""
 
 import os
+import tempfile
 
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-real-secret-" + "x" * 40)
 
 from config.settings import *  # noqa: E402,F403
-from config.settings import BASE_DIR, DATABASES, Q_CLUSTER  # noqa: E402
+from config.settings import DATABASES, Q_CLUSTER  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
@@ -21,6 +22,8 @@ MIDDLEWARE = [name for name in MIDDLEWARE if not name.startswith("whitenoise.")]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not Django's in-memory default: the test that starts a real `qcluster`
-    # process needs to see the test database. The process id keeps two runs in one
-    # checkout from deleting each other's database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".pytest-sqlite3-{os.getpid()}")}
+    # process must see the test database. It lives outside the checkout so it can never
+    # be committed, and the process id keeps two runs at once from sharing one file.
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"sitrep-tests-{os.getpid()}.sqlite3")
+    }

@@ -3,6 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from incidents.views import StatusFeed, status_json, status_page
+
 admin.site.site_header = "Sitrep"
 admin.site.site_title = "Sitrep"
 admin.site.index_title = "Incident response"
@@ -10,6 +12,9 @@ admin.site.index_title = "Incident response"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("status/", status_page, name="status-page"),
+    path("status.json", status_json, name="status-json"),
+    path("status/feed/", StatusFeed(), name="status-feed"),
     path("api/v1/", include("incidents.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -24,6 +24,7 @@ class Service(models.Model):
     description = models.TextField(blank=True)
     owning_team = models.CharField(max_length=100, blank=True)
     tier = models.PositiveSmallIntegerField(choices=Tier.choices, default=Tier.TIER_2)
+    public = models.BooleanField(default=True, help_text="Listed on the public status page.")
 
     history = HistoricalRecords()
 
