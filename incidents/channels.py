@@ -44,7 +44,7 @@ def _post(url: str, body: bytes, headers: dict) -> int:
         response = httpx.post(
             url, content=body, headers=headers, timeout=settings.NOTIFY_HTTP_TIMEOUT
         )
-    except httpx.HTTPError as error:
+    except (httpx.HTTPError, httpx.InvalidURL) as error:  # InvalidURL is not an HTTPError
         raise DeliveryError(f"{type(error).__name__}: {error}") from None
     if not response.is_success:
         raise DeliveryError(

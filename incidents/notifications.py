@@ -10,7 +10,7 @@ at-least-once: every attempt carries the same idempotency key.
 import contextlib
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -71,8 +71,11 @@ def render_template(slug: str, incident: Incident, **extra) -> tuple[str, str] |
     if template is None:
         return None
     context = Context(template_context(incident, **extra), autoescape=False)
-    subject = Template(template.subject).render(context).strip().replace("\n", " ")
-    return subject[:300], Template(template.body).render(context).strip()
+    # Messages cross time zones: the templates print times in UTC and say so.
+    with timezone.override(UTC):
+        subject = Template(template.subject).render(context).strip().replace("\n", " ")
+        body = Template(template.body).render(context).strip()
+    return subject[:300], body
 
 
 def _render(incident: Incident, message: str, next_update_at: datetime | None):
@@ -204,6 +207,14 @@ def deliver(notification_id: int) -> str | None:
         attempt.succeeded = False
         attempt.status_code = error.status_code
         attempt.error = str(error)
+    except Exception as error:
+        # A fault in a channel is still a recorded, retried attempt, not a row held
+        # in 'sending' until the sweeper frees it.
+        logger.exception(
+            "Channel %s raised on notification %s", notification.channel, notification.pk
+        )
+        attempt.succeeded = False
+        attempt.error = f"{type(error).__name__}: {error}"
     attempt.finished_at = timezone.now()
 
     with transaction.atomic():

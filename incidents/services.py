@@ -313,8 +313,6 @@ def incident_declare(
             "services": [service.slug for service in services],
         },
     )
-    if not triage:
-        notifications.notify(incident, notifications.Event.DECLARED, message=summary)
     if commander is not None:
         role_assign(
             incident=incident,
@@ -324,6 +322,9 @@ def incident_declare(
             source=source,
             occurred_at=declared_at,
         )
+    if not triage:
+        # After the commander is named, so the first message can say who leads.
+        notifications.notify(incident, notifications.Event.DECLARED, message=summary)
     return incident
 
 
@@ -367,12 +368,14 @@ def incident_transition(
         occurred_at=when,
         details={"from": from_status, "to": to_status, "note": note, "stamped": stamped},
     )
-    event = (
-        notifications.Event.DECLARED
-        if to_status == Status.DECLARED
-        else notifications.Event.STATUS_CHANGED
-    )
-    notifications.notify(incident, event, message=summary)
+    # A triage candidate dismissed before it was ever declared concerns nobody.
+    if incident.declared_at is not None:
+        event = (
+            notifications.Event.DECLARED
+            if to_status == Status.DECLARED
+            else notifications.Event.STATUS_CHANGED
+        )
+        notifications.notify(incident, event, message=summary)
     return incident
 
 
@@ -472,11 +475,12 @@ def incident_change_severity(
         occurred_at=when,
         details={"from": old.key, "to": severity.key, "reason": reason},
     )
-    notifications.notify(
-        incident,
-        notifications.Event.SEVERITY_CHANGED,
-        message=f"{direction} from {old.key} to {severity.key}: {reason}",
-    )
+    if incident.declared_at is not None:  # stakeholders hear of it once it is declared
+        notifications.notify(
+            incident,
+            notifications.Event.SEVERITY_CHANGED,
+            message=f"{direction} from {old.key} to {severity.key}: {reason}",
+        )
     return incident
 
 
