@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "incidents",
     "postmortems",
     "remediation",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +233,8 @@ SPECTACULAR_SETTINGS = {
             )
         },
         "IncidentStatusEnum": "incidents.models.Status.choices",
+        "TimelineKindEnum": "incidents.models.TIMELINE_KINDS",
+        "ManualTimelineKindEnum": "incidents.models.MANUAL_TIMELINE_KINDS",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
@@ -268,3 +271,9 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "sitrep@localhost")
 NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)
 NOTIFY_HTTP_TIMEOUT = env_int("NOTIFY_HTTP_TIMEOUT", 10)
+# Where people reach this Sitrep: links in notifications (no request to build them from).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Stakeholders sign in on Sitrep's own page (they need no admin access) to read reviews.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "postmortems:list"

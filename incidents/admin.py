@@ -1,7 +1,6 @@
 """The commander's console. Thin: every change goes through incidents.services."""
 
 import secrets
-from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,6 +19,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from . import notifications, services
 from .errors import IncidentError
+from .formatting import short_duration
 from .models import (
     APIKey,
     BusinessCalendar,
@@ -66,15 +66,6 @@ def badge(text: str, color: str):
     )
 
 
-def short_duration(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 60:
-        return f"{minutes}m"
-    if minutes < 48 * 60:
-        return f"{minutes // 60}h {minutes % 60:02d}m"
-    return f"{minutes // (24 * 60)}d {minutes // 60 % 24}h"
-
-
 def active_users():
     return get_user_model().objects.filter(is_active=True).order_by("username")
 
@@ -98,6 +89,34 @@ class GuardedHistoryAdmin(SimpleHistoryAdmin):
         if self.get_object(request, unquote(object_id)) is None:
             raise Http404("No such record, or not visible to you.")
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class ServiceBackedAdmin(GuardedHistoryAdmin):
+    """An admin whose saves and actions call services: a refusal is a message, not a 500."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A service refusal raised while saving unwinds the admin's transaction, so
+        # nothing of the submission is kept; the page says why.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IncidentError as error:
+            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def run_service(self, request, queryset, verb, call):
+        """Apply `call` to each row; report how many worked and why others did not."""
+        done, failed = 0, []
+        for obj in queryset:
+            try:
+                call(obj)
+                done += 1
+            except IncidentError as error:
+                failed.append(error.message)
+        if done:
+            noun = self.model._meta.verbose_name
+            self.message_user(request, f"{verb} {done} {noun}(s).", messages.SUCCESS)
+        for message in failed:
+            self.message_user(request, message, messages.ERROR)
 
 
 # --- catalogue ------------------------------------------------------------------------
@@ -320,7 +339,7 @@ class TimelineEventInline(admin.TabularInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(GuardedHistoryAdmin):
+class IncidentAdmin(ServiceBackedAdmin):
     form = IncidentAdminForm
     action_form = IncidentActionForm
     list_display = (
@@ -512,15 +531,6 @@ class IncidentAdmin(GuardedHistoryAdmin):
 
     # --- saving through services ------------------------------------------------------
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # A service refusal raised while saving unwinds the admin's transaction, so
-        # nothing of the submission is kept; the page says why.
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except IncidentError as error:
-            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if not change:
@@ -613,23 +623,9 @@ class IncidentAdmin(GuardedHistoryAdmin):
 
     # --- actions ----------------------------------------------------------------------
 
-    def _run(self, request, queryset, verb, call):
-        """Apply `call` to each incident; report how many worked and why others did not."""
-        done, failed = 0, []
-        for incident in queryset:
-            try:
-                call(incident)
-                done += 1
-            except IncidentError as error:
-                failed.append(error.message)
-        if done:
-            self.message_user(request, f"{verb} {done} incident(s).", messages.SUCCESS)
-        for message in failed:
-            self.message_user(request, message, messages.ERROR)
-
     @admin.action(description="Acknowledge", permissions=["change"])
     def acknowledge(self, request, queryset):
-        self._run(
+        self.run_service(
             request,
             queryset,
             "Acknowledged",
@@ -643,7 +639,7 @@ class IncidentAdmin(GuardedHistoryAdmin):
             self.message_user(request, "Choose a status to move to.", messages.ERROR)
             return
         note = request.POST.get("note", "").strip()
-        self._run(
+        self.run_service(
             request,
             queryset,
             f"Moved to {Status(to_status).label.lower()}:",
@@ -659,7 +655,7 @@ class IncidentAdmin(GuardedHistoryAdmin):
             self.message_user(request, "Choose the new severity.", messages.ERROR)
             return
         reason = request.POST.get("note", "")
-        self._run(
+        self.run_service(
             request,
             queryset,
             f"Changed to {severity.key}:",
@@ -670,7 +666,7 @@ class IncidentAdmin(GuardedHistoryAdmin):
 
     @admin.action(description="Make me commander", permissions=["change"])
     def make_me_commander(self, request, queryset):
-        self._run(
+        self.run_service(
             request,
             queryset,
             "You now command",

@@ -115,9 +115,13 @@ def notify(
     targets=(),
     next_update_at: datetime | None = None,
     dedup_prefix: str | None = None,
+    subject: str | None = None,
 ) -> list[Notification]:
     """Write outbox rows for `event` (to `users` and `targets` if given, else to the
-    matrix's groups) and queue their delivery once the surrounding transaction commits."""
+    matrix's groups) and queue their delivery once the surrounding transaction commits.
+
+    With `subject`, the message is that subject and `message` as the body, instead of
+    the incident notification templates (for messages about something else, a review)."""
     if getattr(_muted, "on", False):
         return []
     if users is not None or targets:
@@ -130,7 +134,10 @@ def notify(
         recipients = _stakeholder_recipients(incident)
     if not recipients:
         return []
-    subject, body = _render(incident, message, next_update_at)
+    if subject is None:
+        subject, body = _render(incident, message, next_update_at)
+    else:
+        body = message
     payload = {
         "event": event,
         "message": message,

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from . import notifications
+from . import hooks, notifications
 from .errors import IncidentError, StateConflict, TransitionNotAllowed
 from .models import (
     MULTI_HOLDER_ROLES,
@@ -102,13 +102,13 @@ def allowed_transitions(status: str) -> list[str]:
 # --- helpers --------------------------------------------------------------------------
 
 
-def _user_or_none(actor: AbstractBaseUser | None):
+def acting_user(actor: AbstractBaseUser | None):
     return actor if actor is not None and actor.is_authenticated else None
 
 
-def _save(instance, actor, **kwargs) -> None:
+def save_as(instance, actor, **kwargs) -> None:
     """Save with the acting user on the history row (no request in CLI and tasks)."""
-    user = _user_or_none(actor)
+    user = acting_user(actor)
     if user is not None:
         instance._history_user = user
     instance.save(**kwargs)
@@ -156,7 +156,7 @@ def _lock(incident: Incident) -> Incident:
     )
 
 
-def _record(
+def timeline_record(
     incident: Incident,
     *,
     kind: str,
@@ -166,16 +166,17 @@ def _record(
     occurred_at: datetime,
     details: dict | None = None,
 ) -> TimelineEvent:
+    """Append a service-written event to the incident's timeline."""
     event = TimelineEvent(
         incident=incident,
         kind=kind,
         summary=summary,
-        author=_user_or_none(actor),
+        author=acting_user(actor),
         source=source,
         occurred_at=occurred_at,
         details=details or {},
     )
-    _save(event, actor)
+    save_as(event, actor)
     return event
 
 
@@ -286,20 +287,20 @@ def incident_declare(
         confidential=(
             incident_type.confidential_by_default if confidential is None else confidential
         ),
-        declared_by=_user_or_none(actor),
+        declared_by=acting_user(actor),
         started_at=started_at,
         detected_at=detected_at,
         declared_at=None if triage else declared_at,
     )
     if detection_source is not None:
         incident.detection_source = detection_source
-    _save(incident, actor)
+    save_as(incident, actor)
     services = list(services)
     if services:
         incident.services.set(services)
 
     verb = "Raised for triage" if triage else "Declared"
-    _record(
+    timeline_record(
         incident,
         kind=TimelineEvent.Kind.DECLARED,
         summary=f"{verb} as {severity.key} {incident_type.name.lower()} in {environment}: {title}",
@@ -351,15 +352,16 @@ def incident_transition(
             to_status=to_status,
             allowed=allowed_transitions(from_status),
         )
+    hooks.check_transition(incident, to_status)
     when = _when(occurred_at, timezone.now(), not_before=_last_milestone(incident))
     stamped = _stamp_milestones(incident, to_status, when)
     incident.status = to_status
-    _save(incident, actor)
+    save_as(incident, actor)
 
     summary = f"Status {Status(from_status).label} → {Status(to_status).label}"
     if note:
         summary = f"{summary}: {note}"
-    _record(
+    timeline_record(
         incident,
         kind=TimelineEvent.Kind.STATUS_CHANGE,
         summary=summary,
@@ -376,6 +378,9 @@ def incident_transition(
             else notifications.Event.STATUS_CHANGED
         )
         notifications.notify(incident, event, message=summary)
+    hooks.after_transition(
+        incident, from_status=from_status, to_status=to_status, actor=actor, source=source
+    )
     return incident
 
 
@@ -464,9 +469,9 @@ def incident_change_severity(
     when = _when(occurred_at, timezone.now())
     incident.severity = severity
     incident._change_reason = reason
-    _save(incident, actor)
+    save_as(incident, actor)
     direction = "Escalated" if severity.rank < old.rank else "Downgraded"
-    _record(
+    timeline_record(
         incident,
         kind=TimelineEvent.Kind.SEVERITY_CHANGE,
         summary=f"{direction} {old.key} → {severity.key}: {reason}",
@@ -520,11 +525,11 @@ def incident_update_details(
     if not changed:
         return incident
 
-    _save(incident, actor)
+    save_as(incident, actor)
     if "services" in details:
         incident.services.set(services)
     labels = [Incident._meta.get_field(name).verbose_name for name in changed]
-    _record(
+    timeline_record(
         incident,
         kind=TimelineEvent.Kind.DETAILS_CHANGE,
         summary=f"Updated {', '.join(labels)}",
@@ -574,7 +579,7 @@ def role_assign(
                     field="occurred_at",
                 )
             previous.relieved_at = when
-            _save(previous, actor)
+            save_as(previous, actor)
             relieved.append(previous.user.get_username())
 
     assignment = RoleAssignment(
@@ -582,13 +587,13 @@ def role_assign(
         role=role,
         user=user,
         assigned_at=when,
-        assigned_by=_user_or_none(actor),
+        assigned_by=acting_user(actor),
     )
-    _save(assignment, actor)
+    save_as(assignment, actor)
     summary = f"{user.get_username()} is now {Role(role).label.lower()}"
     if relieved:
         summary = f"{summary}, taking over from {', '.join(relieved)}"
-    _record(
+    timeline_record(
         incident,
         kind=TimelineEvent.Kind.ROLE_CHANGE,
         summary=summary,
@@ -624,8 +629,8 @@ def role_relieve(
     if when < assignment.assigned_at:
         raise IncidentError("Cannot stand down before taking the role.", field="occurred_at")
     assignment.relieved_at = when
-    _save(assignment, actor)
-    _record(
+    save_as(assignment, actor)
+    timeline_record(
         assignment.incident,
         kind=TimelineEvent.Kind.ROLE_CHANGE,
         summary=f"{assignment.user.get_username()} stood down as "
@@ -660,7 +665,7 @@ def timeline_add_entry(
     if not summary:
         raise IncidentError("The entry needs some text.", field="summary")
     incident = _lock(incident)
-    return _record(
+    return timeline_record(
         incident,
         kind=kind,
         summary=summary,
@@ -710,11 +715,11 @@ def status_update_post(
         status=incident.status,
         summary=summary,
         next_update_at=next_update_at,
-        author=_user_or_none(actor),
+        author=acting_user(actor),
         published_at=now,
     )
-    _save(update, actor)
-    _record(
+    save_as(update, actor)
+    timeline_record(
         incident,
         kind=TimelineEvent.Kind.COMMUNICATION,
         summary=f"{Audience(audience).label} update #{number}: {summary}",
@@ -753,7 +758,7 @@ def api_key_create(
         raise IncidentError("Must be at least 1 day.", field="expires_in_days")
     if not user.is_active:
         raise IncidentError(f"{user.get_username()} is not an active user.", field="user")
-    acting = _user_or_none(actor)
+    acting = acting_user(actor)
     if acting is not None and not acting.is_superuser and acting.pk != user.pk:
         # A key acts with its user's permissions: minting one for someone else would
         # hand out their rights.
@@ -765,10 +770,10 @@ def api_key_create(
         user=user,
         prefix=prefix,
         hashed_key=hash_api_key(plaintext),
-        created_by=_user_or_none(actor),
+        created_by=acting_user(actor),
         expires_at=(timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None),
     )
-    _save(key, actor)
+    save_as(key, actor)
     return key, plaintext
 
 
@@ -779,7 +784,7 @@ def api_key_revoke(*, key: APIKey, actor=None) -> APIKey:
     if key.revoked_at is not None:
         raise StateConflict(f"{key} was already revoked.")
     key.revoked_at = timezone.now()
-    _save(key, actor)
+    save_as(key, actor)
     return key
 
 

@@ -15,27 +15,27 @@ COMMS_MODELS = [
 ]
 
 
-def _perms(actions: list[str], models: list[str]) -> list[str]:
+def perms(actions: list[str], models: list[str]) -> list[str]:
     return [f"{action}_{model}" for model in models for action in actions]
 
 
 def default_groups() -> dict[str, list[str]]:
     """Return each default group with the codenames of its permissions."""
     commander = (
-        _perms(["view", "add", "change"], INCIDENT_MODELS)
-        + _perms(["view", "add", "change"], CATALOGUE_MODELS)
+        perms(["view", "add", "change"], INCIDENT_MODELS)
+        + perms(["view", "add", "change"], CATALOGUE_MODELS)
         # Their own API keys, for the integrations they run ("delete" is revoke).
-        + _perms(["view", "add", "delete"], ["apikey"])
+        + perms(["view", "add", "delete"], ["apikey"])
         # Who is told what, through which channel; the outbox ("change" is retry).
-        + _perms(["view", "add", "change"], COMMS_MODELS)
-        + _perms(["view", "change"], ["notification"])
+        + perms(["view", "add", "change"], COMMS_MODELS)
+        + perms(["view", "change"], ["notification"])
     )
     responder = (
-        _perms(["view", "add", "change"], INCIDENT_MODELS)
-        + _perms(["view"], CATALOGUE_MODELS + COMMS_MODELS)
-        + _perms(["view"], ["notification"])
+        perms(["view", "add", "change"], INCIDENT_MODELS)
+        + perms(["view"], CATALOGUE_MODELS + COMMS_MODELS)
+        + perms(["view"], ["notification"])
     )
-    viewer = _perms(["view"], INCIDENT_MODELS + CATALOGUE_MODELS)
+    viewer = perms(["view"], INCIDENT_MODELS + CATALOGUE_MODELS)
     return {
         "Incident commanders": commander,
         "Responders": responder,
@@ -44,11 +44,15 @@ def default_groups() -> dict[str, list[str]]:
     }
 
 
-def ensure_default_groups(**kwargs) -> None:
-    """Create the default groups and add any permission they lack (never removes any)."""
-    for name, codenames in default_groups().items():
+def grant_group_permissions(app_label: str, groups: dict[str, list[str]]) -> None:
+    """Create the groups and add any of `app_label`'s permissions they lack (never
+    removes any: an administrator's changes are kept). Apps built on the core call
+    this for their own models after migrate."""
+    for name, codenames in groups.items():
         group, _ = Group.objects.get_or_create(name=name)
-        perms = Permission.objects.filter(
-            content_type__app_label="incidents", codename__in=codenames
-        )
+        perms = Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
         group.permissions.add(*perms)
+
+
+def ensure_default_groups(**kwargs) -> None:
+    grant_group_permissions("incidents", default_groups())

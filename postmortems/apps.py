@@ -1,6 +1,19 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class PostmortemsConfig(AppConfig):
     name = "postmortems"
     verbose_name = "Post-mortems"
+
+    def ready(self):
+        from incidents import hooks
+
+        from .services import require_published_postmortem, start_postmortem_on_resolve
+        from .setup import ensure_group_permissions
+
+        # The core asks us, without importing us, whether an incident may close and
+        # tells us when one is resolved (DESIGN.md: dependencies point one way).
+        hooks.register_transition_guard(require_published_postmortem)
+        hooks.register_transition_follower(start_postmortem_on_resolve)
+        post_migrate.connect(ensure_group_permissions, sender=self)

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from incidents.models import (
+    MANUAL_TIMELINE_KINDS,
     Audience,
     DetectionSource,
     Environment,
@@ -239,7 +240,7 @@ class RoleAssignSerializer(serializers.Serializer):
 
 class TimelineEntrySerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
-        choices=[(kind.value, kind.label) for kind in TimelineEvent.MANUAL_KINDS],
+        choices=MANUAL_TIMELINE_KINDS,
         default=TimelineEvent.Kind.NOTE,
     )
     summary = serializers.CharField(max_length=NOTE_TEXT)

@@ -12,8 +12,10 @@ from .comms import (
     StatusUpdate,
 )
 from .core import (
+    MANUAL_TIMELINE_KINDS,
     MULTI_HOLDER_ROLES,
     OPEN_STATUSES,
+    TIMELINE_KINDS,
     DetectionSource,
     Environment,
     Incident,
@@ -32,8 +34,10 @@ from .core import (
 from .policy import BusinessCalendar, EscalationLevel, EscalationStep, Holiday
 
 __all__ = [
+    "MANUAL_TIMELINE_KINDS",
     "MULTI_HOLDER_ROLES",
     "OPEN_STATUSES",
+    "TIMELINE_KINDS",
     "APIKey",
     "Audience",
     "BusinessCalendar",

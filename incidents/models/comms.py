@@ -128,6 +128,8 @@ class Notification(models.Model):
         STATUS_UPDATE = "status_update", "Status update posted"
         ESCALATION = "escalation", "Escalation"
         UPDATE_REMINDER = "update_reminder", "Update overdue reminder"
+        REVIEW = "review", "Post-incident review"
+        REVIEW_PUBLISHED = "review_published", "Post-incident review published"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"

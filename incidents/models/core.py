@@ -339,6 +339,7 @@ class TimelineEvent(models.Model):
         ALERT = "alert", "Alert"
         ESCALATION = "escalation", "Escalation"
         CHECKLIST = "checklist", "Checklist"
+        REVIEW = "review", "Post-incident review"
 
     # What a person may write by hand; the rest are written by services.
     MANUAL_KINDS = (Kind.NOTE, Kind.ACTION, Kind.DECISION, Kind.COMMUNICATION)
@@ -366,3 +367,8 @@ class TimelineEvent(models.Model):
 
     def __str__(self):
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.get_kind_display()}: {self.summary[:60]}"
+
+
+# Named choice sets for the API schema (settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+TIMELINE_KINDS = TimelineEvent.Kind.choices
+MANUAL_TIMELINE_KINDS = [(kind.value, kind.label) for kind in TimelineEvent.MANUAL_KINDS]

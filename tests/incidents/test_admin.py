@@ -12,6 +12,7 @@ from incidents import services
 from incidents.models import Incident, Role, Status, TimelineEvent
 from tests.conftest import make_user
 from tests.forms import form_data
+from tests.reviews import publish_review
 
 CHANGELIST = reverse("admin:incidents_incident_changelist")
 ADD = reverse("admin:incidents_incident_add")
@@ -275,6 +276,7 @@ def test_acknowledge_action(commander_client, commander, declare):
 def test_move_action_reports_illegal_moves_and_changes_nothing(commander_client, declare):
     fresh, done = declare(), declare()
     services.incident_transition(incident=done, to_status=Status.RESOLVED)
+    publish_review(done)
     services.incident_transition(incident=done, to_status=Status.CLOSED)
     response = run_action(
         commander_client, "move_to_status", [fresh, done], to_status="monitoring", note="Fix out"

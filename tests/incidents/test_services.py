@@ -21,6 +21,7 @@ from incidents.models import (
     Status,
     TimelineEvent,
 )
+from tests.reviews import publish_review
 
 T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -54,6 +55,8 @@ def incident_in(declare, status, **declare_kwargs):
     if status == Status.CANCELLED:
         return transition(incident, Status.CANCELLED)
     for step in HAPPY_PATH[1 : HAPPY_PATH.index(status) + 1]:
+        if step == Status.CLOSED and incident.severity.postmortem_required:
+            publish_review(incident)
         incident = transition(incident, step)
     return incident
 
@@ -283,14 +286,14 @@ def test_transition_occurred_at_in_future_is_refused(declare):
 @pytest.fixture
 def failing_record(monkeypatch):
     """Make the timeline write fail just after it wrote its row."""
-    real_record = services._record
+    real_record = services.timeline_record
 
-    def _record(*args, **kwargs):
+    def timeline_record(*args, **kwargs):
         real_record(*args, **kwargs)
         raise RuntimeError("timeline store unavailable")
 
     def install():
-        monkeypatch.setattr(services, "_record", _record)
+        monkeypatch.setattr(services, "timeline_record", timeline_record)
 
     return install
 

@@ -1,4 +1,5 @@
-"""A believable organisation to explore: people, services and ~40 incidents of 90 days."""
+"""A believable organisation to explore: people, services, ~40 incidents of 90 days and
+the post-mortems of the serious ones."""
 
 import random
 from datetime import timedelta
@@ -11,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents import notifications, services
+from postmortems import services as postmortem_services
 from incidents.models import (
     DetectionSource,
     Environment,
@@ -92,6 +94,43 @@ NOTES = [
     (TimelineEvent.Kind.NOTE, "Provider status page confirms a partial outage on their side."),
     (TimelineEvent.Kind.DECISION, "Fail over to the secondary region."),
 ]
+
+# What the reviews of closed SEV1/SEV2 incidents found, by incident type.
+REVIEWS = {
+    "outage": (
+        "A deploy changed the default size of the **database connection pool**; under "
+        "peak traffic every worker waited on a connection and requests timed out.",
+        [
+            ("technical", "Load tests did not replay production traffic patterns."),
+            ("process", "The deploy checklist has no step for connection settings."),
+        ],
+    ),
+    "performance": (
+        "A query without an index ran on every page view once a feature flag was enabled.",
+        [
+            ("technical", "No slow-query alert on the primary database."),
+            ("process", "Feature flags were enabled for all users at once."),
+        ],
+    ),
+    "security": (
+        "Login had no rate limit per account, so credential stuffing was not slowed down.",
+        [
+            ("technical", "Rate limiting existed only per IP address."),
+            ("external", "A large credential dump was published the day before."),
+        ],
+    ),
+    "data": (
+        "A retried batch job was not idempotent and loaded the same rows twice.",
+        [("technical", "The loader did not de-duplicate by natural key.")],
+    ),
+    "integration": (
+        "The provider rotated a certificate and our client pinned the old one.",
+        [
+            ("external", "The provider announced the rotation only on their status page."),
+            ("process", "Nobody owned the provider's change notifications."),
+        ],
+    ),
+}
 
 # Severity mix of a typical quarter: few SEV1s, many SEV3/4s.
 SEVERITY_WEIGHTS = {"SEV1": 3, "SEV2": 8, "SEV3": 14, "SEV4": 10}
@@ -237,9 +276,15 @@ class Command(BaseCommand):
             "gaps": gaps,
             "commander": commander,
             "responder": rng.choice(responders),
+            # Someone who may read the incident (security ones are confidential).
+            "reviewer": rng.choice(
+                people["Security"]
+                if type_slug == "security"
+                else [user for user in commanders if user != commander]
+            ),
         }
 
-    def _create(self, rng, *, declare, end, path, gaps, commander, responder):
+    def _create(self, rng, *, declare, end, path, gaps, commander, responder, reviewer):
         incident = services.incident_declare(**declare)
         declared_at = declare["declared_at"]
         if end == Status.CANCELLED:
@@ -274,6 +319,26 @@ class Command(BaseCommand):
                 )
                 at += timedelta(minutes=1)
                 continue
+            if status == Status.CLOSED and incident.severity.postmortem_required:
+                self._review(incident, commander, reviewer)
             services.incident_transition(
                 incident=incident, to_status=status, actor=commander, occurred_at=at
             )
+
+    def _review(self, incident, owner, reviewer):
+        """Write, review and publish the post-mortem that resolving the incident started."""
+        root_cause, factors = REVIEWS[incident.incident_type.slug]
+        postmortem = incident.postmortem
+        postmortem_services.postmortem_update(
+            postmortem=postmortem,
+            actor=owner,
+            reviewers=[reviewer],
+            root_cause=root_cause,
+            contributing_factors=factors,
+            went_well="- The on-call engineer paged the right team within minutes.",
+            could_improve="- Customers heard from us later than our update cadence promised.",
+            lessons_learned="Configuration is code: it needs the same review and tests.",
+        )
+        postmortem_services.postmortem_submit(postmortem=postmortem, actor=owner)
+        postmortem_services.postmortem_approve(postmortem=postmortem, actor=reviewer)
+        postmortem_services.postmortem_publish(postmortem=postmortem, actor=owner)

@@ -1,0 +1,157 @@
+"""Shapes of the post-mortem API: input serializers validate, output ones describe."""
+
+from rest_framework import serializers
+
+from incidents.api.serializers import LONG_TEXT, NOTE_TEXT, SlugField, username_field
+from incidents.models import Incident
+from incidents.queries import incident_list_visible_to
+
+from ..models import SECTIONS, ContributingFactor, PostMortem, ReviewDecision, TimelineEntry
+from ..services import TEXT_LIMIT
+
+
+def _usernames(**kwargs):
+    return serializers.SlugRelatedField(slug_field="username", many=True, read_only=True, **kwargs)
+
+
+class ContributingFactorSerializer(serializers.ModelSerializer):
+    category = serializers.ChoiceField(choices=ContributingFactor.Category.choices)
+    description = serializers.CharField(max_length=NOTE_TEXT)
+
+    class Meta:
+        model = ContributingFactor
+        fields = ["category", "description"]
+
+
+class TimelineEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TimelineEntry
+        fields = ["id", "occurred_at", "kind", "summary", "is_key", "commentary"]
+        read_only_fields = fields
+
+
+class ReviewDecisionSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.username")
+
+    class Meta:
+        model = ReviewDecision
+        fields = ["round", "reviewer", "decision", "comment", "decided_at"]
+        read_only_fields = fields
+
+
+class PostMortemSerializer(serializers.ModelSerializer):
+    reference = serializers.CharField(source="incident.reference")
+    title = serializers.CharField(source="incident.title")
+    severity = serializers.CharField(source="incident.severity.key")
+    page = serializers.SerializerMethodField(help_text="The stakeholder page.")
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True)
+    reviewers = _usernames()
+    participants = _usernames()
+    related_incidents = serializers.SlugRelatedField(
+        slug_field="reference", many=True, read_only=True
+    )
+    published_by = serializers.CharField(
+        source="published_by.username", default=None, allow_null=True
+    )
+    overdue = serializers.SerializerMethodField()
+    contributing_factors = ContributingFactorSerializer(many=True, read_only=True)
+    timeline = TimelineEntrySerializer(many=True, read_only=True)
+    decisions = ReviewDecisionSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = PostMortem
+        fields = [
+            "reference",
+            "title",
+            "severity",
+            "status",
+            "page",
+            "owner",
+            "reviewers",
+            "participants",
+            "related_incidents",
+            "due_at",
+            "overdue",
+            "review_meeting_at",
+            "review_round",
+            "published_at",
+            "published_by",
+            "reopen_reason",
+            *SECTIONS,
+            "contributing_factors",
+            "timeline",
+            "decisions",
+            "facts",
+            "synced_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_page(self, obj) -> str:
+        request = self.context.get("request")
+        url = obj.get_absolute_url()
+        return request.build_absolute_uri(url) if request else url
+
+    def get_overdue(self, obj) -> bool:
+        return obj.is_overdue()
+
+
+class VisibleIncidentField(SlugField):
+    """An incident by reference, among those the caller may see (others do not exist)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(queryset=Incident.objects.all(), **kwargs)
+
+    def get_queryset(self):
+        return incident_list_visible_to(self.context["request"].user, super().get_queryset())
+
+
+class PostMortemCreateSerializer(serializers.Serializer):
+    incident = VisibleIncidentField(slug_field="reference", help_text="Incident reference.")
+    owner = username_field(
+        required=False, help_text="Username. Default: the incident's commander, or you."
+    )
+
+
+class TimelineMarkSerializer(serializers.Serializer):
+    id = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
+    is_key = serializers.BooleanField()
+    commentary = serializers.CharField(max_length=TEXT_LIMIT, allow_blank=True, default="")
+
+
+class PostMortemUpdateSerializer(serializers.Serializer):
+    owner = username_field(required=False, allow_null=True)
+    reviewers = username_field(required=False, many=True)
+    participants = username_field(required=False, many=True)
+    related_incidents = VisibleIncidentField(slug_field="reference", required=False, many=True)
+    due_at = serializers.DateTimeField(required=False, allow_null=True)
+    review_meeting_at = serializers.DateTimeField(required=False, allow_null=True)
+    contributing_factors = ContributingFactorSerializer(
+        many=True, required=False, help_text="Replaces the whole list, in order."
+    )
+    timeline = TimelineMarkSerializer(
+        many=True, required=False, help_text="Marks key events and sets commentary, by entry id."
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, (title, question) in SECTIONS.items():
+            self.fields[name] = serializers.CharField(
+                max_length=LONG_TEXT * 2,
+                allow_blank=True,
+                required=False,
+                help_text=f"{title}: {question} Markdown.",
+            )
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(max_length=NOTE_TEXT, allow_blank=True, default="")
+
+
+class RequiredCommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(max_length=NOTE_TEXT, help_text="What should change.")
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=NOTE_TEXT, help_text="Why it is reopened.")

@@ -1,0 +1,123 @@
+"""What Sitrep already knows about an incident, written into its review so nobody retypes
+it: the facts (severity, services, times, roles) and first drafts of the factual sections."""
+
+from datetime import datetime
+
+from incidents.formatting import short_duration
+from incidents.models import Incident, TimelineEvent
+
+# Events that usually mark the story's turning points; the writer can change the marks.
+KEY_KINDS = frozenset(
+    {
+        TimelineEvent.Kind.DECLARED,
+        TimelineEvent.Kind.STATUS_CHANGE,
+        TimelineEvent.Kind.SEVERITY_CHANGE,
+        TimelineEvent.Kind.DECISION,
+    }
+)
+# The review's own steps are on the incident timeline too, but they are not the incident.
+SKIPPED_KINDS = frozenset({TimelineEvent.Kind.REVIEW})
+
+TIME_FIELDS = (
+    "started_at",
+    "detected_at",
+    "declared_at",
+    "acknowledged_at",
+    "identified_at",
+    "mitigated_at",
+    "resolved_at",
+)
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> int | None:
+    return int((end - start).total_seconds()) if start and end else None
+
+
+def incident_facts(incident: Incident) -> dict:
+    """Return the incident's facts as JSON-ready data."""
+    times = {name: getattr(incident, name) for name in TIME_FIELDS}
+    return {
+        "reference": incident.reference,
+        "title": incident.title,
+        "severity": incident.severity.key,
+        "severity_label": incident.severity.label,
+        "type": incident.incident_type.name,
+        "environment": incident.get_environment_display(),
+        "services": [service.name for service in incident.services.all()],
+        "confidential": incident.confidential,
+        "detection_source": incident.get_detection_source_display(),
+        "customer_impact": incident.customer_impact,
+        "estimated_users_affected": incident.estimated_users_affected,
+        "acknowledge_within": int(incident.severity.acknowledge_within.total_seconds()),
+        "times": {name: value.isoformat() if value else None for name, value in times.items()},
+        # Detection and repair are counted from when the impact began; acknowledgement
+        # from the declaration, which is when the policy's response clock starts.
+        "durations": {
+            "detect": _seconds(times["started_at"], times["detected_at"]),
+            "acknowledge": _seconds(times["declared_at"], times["acknowledged_at"]),
+            "mitigate": _seconds(times["started_at"], times["mitigated_at"]),
+            "resolve": _seconds(times["started_at"], times["resolved_at"]),
+        },
+        "roles": [
+            {
+                "role": assignment.role,
+                "role_label": assignment.get_role_display(),
+                "user": assignment.user.get_username(),
+                "name": assignment.user.get_full_name() or assignment.user.get_username(),
+                "assigned_at": assignment.assigned_at.isoformat(),
+                "relieved_at": assignment.relieved_at.isoformat()
+                if assignment.relieved_at
+                else None,
+            }
+            for assignment in incident.roles.select_related("user")
+        ],
+    }
+
+
+def _when(facts: dict, name: str) -> str:
+    value = facts["times"].get(name)
+    return f"{datetime.fromisoformat(value):%Y-%m-%d %H:%M} UTC" if value else "not recorded"
+
+
+def draft_sections(facts: dict, summary: str) -> dict[str, str]:
+    """Return first drafts of the sections the facts can write: executive summary,
+    impact, and detection and response gaps. The rest is for people."""
+    services = ", ".join(facts["services"]) or "no listed service"
+    durations = facts["durations"]
+    lasted = short_duration(durations["resolve"] or durations["mitigate"])
+    executive = (
+        f"{facts['title']}: a {facts['severity']} ({facts['severity_label'].lower()}) "
+        f"{facts['type'].lower()} in {facts['environment'].lower()} affecting {services}. "
+        f"Impact began {_when(facts, 'started_at')} and lasted {lasted}."
+    )
+    if summary.strip():
+        executive = f"{executive}\n\n{summary.strip()}"
+
+    impact = [f"- Services: {services}", f"- Duration of impact: {lasted}"]
+    if facts["estimated_users_affected"] is not None:
+        impact.append(f"- Estimated users affected: {facts['estimated_users_affected']:,}")
+    if facts["customer_impact"].strip():
+        impact.append(f"\n{facts['customer_impact'].strip()}")
+
+    ack_target = short_duration(facts["acknowledge_within"])
+    acknowledged = durations["acknowledge"]
+    if acknowledged is None:
+        ack_line = "- Acknowledged: not recorded."
+    else:
+        verdict = "within" if acknowledged <= facts["acknowledge_within"] else "outside"
+        ack_line = (
+            f"- Acknowledged {short_duration(acknowledged)} after it was declared, {verdict} "
+            f"the {facts['severity']} response time of {ack_target}."
+        )
+    gaps = [
+        f"- Detected by {facts['detection_source'].lower()} "
+        f"{short_duration(durations['detect'])} after the impact began.",
+        ack_line,
+        f"- Mitigated {short_duration(durations['mitigate'])} and resolved "
+        f"{short_duration(durations['resolve'])} after the impact began.",
+    ]
+    return {
+        "executive_summary": executive,
+        "impact": "\n".join(impact),
+        "detection_gaps": "\n".join(gaps),
+    }

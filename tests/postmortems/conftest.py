@@ -1,0 +1,34 @@
+"""Fixtures for reviews: a resolved SEV1 (resolving starts its draft), its people."""
+
+import pytest
+
+from incidents import services
+from incidents.models import Status
+from postmortems.models import PostMortem
+from tests.conftest import make_user
+
+
+@pytest.fixture
+def reviewer(db, django_user_model):
+    """A second commander, who reviews what others write."""
+    return make_user(django_user_model, "rita", "Incident commanders", is_staff=True)
+
+
+@pytest.fixture
+def stakeholder(db, django_user_model):
+    """Reads published reviews and nothing else (not staff)."""
+    return make_user(django_user_model, "sam", "Stakeholders")
+
+
+@pytest.fixture
+def resolved(declare, commander, api_service):
+    """A SEV1 declared, commanded by alice, acknowledged and resolved."""
+    incident = declare(commander=commander, services=[api_service])
+    services.incident_acknowledge(incident=incident, actor=commander)
+    return services.incident_transition(incident=incident, to_status=Status.RESOLVED)
+
+
+@pytest.fixture
+def postmortem(resolved) -> PostMortem:
+    """The draft that resolving the SEV1 started, owned by its commander (alice)."""
+    return PostMortem.objects.get(incident=resolved)
