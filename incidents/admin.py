@@ -48,8 +48,8 @@ from .watchdogs import next_update_due, with_last_update_due
 STATUS_COLORS = {
     Status.TRIAGE: "#7c3aed",
     Status.DECLARED: "#dc2626",
-    Status.INVESTIGATING: "#ea580c",
-    Status.IDENTIFIED: "#ca8a04",
+    Status.INVESTIGATING: "#c2410c",
+    Status.IDENTIFIED: "#a16207",
     Status.MONITORING: "#2563eb",
     Status.RESOLVED: "#16a34a",
     Status.CLOSED: "#6b7280",
@@ -841,7 +841,7 @@ class NotificationAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     STATE_COLORS = {
-        Notification.State.PENDING: "#ca8a04",
+        Notification.State.PENDING: "#a16207",
         Notification.State.SENDING: "#2563eb",
         Notification.State.DELIVERED: "#16a34a",
         Notification.State.FAILED: "#b91c1c",

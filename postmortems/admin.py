@@ -5,6 +5,7 @@ from datetime import timedelta
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.db import models
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +16,7 @@ from incidents.admin import ServiceBackedAdmin, active_users, badge
 from incidents.errors import IncidentError
 from incidents.formatting import short_duration
 from incidents.models import Incident
+from incidents.queries import incident_list_visible_to
 
 from . import services
 from .models import (
@@ -126,10 +128,19 @@ class PostMortemForm(forms.ModelForm):
         for name in ("owner", "reviewers", "participants"):
             if name in self.fields:
                 self.fields[name].queryset = active_users()
+        if "owner" in self.fields:
+            # Editing users is a detour from writing a review; it has its own pages.
+            widget = self.fields["owner"].widget
+            widget.can_add_related = widget.can_change_related = False
+            widget.can_delete_related = widget.can_view_related = False
+
+
+COMPACT_TEXT = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 70})}}
 
 
 class ContributingFactorInline(admin.TabularInline):
     model = ContributingFactor
+    formfield_overrides = COMPACT_TEXT
     fields = ("position", "category", "description")
     extra = 1
     verbose_name_plural = "Contributing factors (conditions, not culprits)"
@@ -146,6 +157,7 @@ class ContributingFactorInline(admin.TabularInline):
 
 class TimelineEntryInline(admin.TabularInline):
     model = TimelineEntry
+    formfield_overrides = COMPACT_TEXT
     fields = ("occurred_at", "kind", "summary", "is_key", "commentary")
     readonly_fields = ("occurred_at", "kind", "summary")
     extra = 0
@@ -261,6 +273,13 @@ class PostMortemAdmin(ServiceBackedAdmin):
             names = [name for name in self.form.base_fields if name not in editable]
             return (*self.readonly_fields, *names)
         return self.readonly_fields
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "related_incidents":
+            # Name only incidents this writer may see, even among those already linked
+            # (the service keeps the hidden links when the list is saved).
+            kwargs["queryset"] = incident_list_visible_to(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def has_add_permission(self, request):
         return False  # started from an incident (its action), the API, or on resolution

@@ -1,7 +1,8 @@
 """Reads shared by the admin, the API and the stakeholder pages."""
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
+from incidents.models import Incident
 from incidents.queries import incident_list_visible_to
 
 from .models import PostMortem
@@ -15,3 +16,10 @@ def postmortem_list_visible_to(user, queryset: QuerySet | None = None) -> QueryS
     if not user.has_perm("postmortems.change_postmortem"):
         queryset = queryset.filter(status=PostMortem.Status.PUBLISHED)
     return queryset
+
+
+def with_visible_related(user, queryset: QuerySet) -> QuerySet:
+    """Prefetch each review's related incidents, keeping only those `user` may see
+    (a public review may point at a confidential incident)."""
+    visible = incident_list_visible_to(user, Incident.objects.order_by("reference"))
+    return queryset.prefetch_related(Prefetch("related_incidents", queryset=visible))

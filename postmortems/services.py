@@ -57,6 +57,30 @@ def _editable(postmortem: PostMortem) -> None:
         )
 
 
+def _edited(postmortem: PostMortem, actor) -> None:
+    """After an edit in review: approvals given to the earlier text no longer count."""
+    if postmortem.status != PMStatus.IN_REVIEW or not postmortem.decisions.filter(
+        round=postmortem.review_round, decision=ReviewDecision.Decision.APPROVED
+    ):
+        return
+    postmortem.review_round += 1
+    save_as(postmortem, actor)
+    _on_timeline(
+        postmortem,
+        f"Post-mortem edited after approval; review round {postmortem.review_round} starts",
+        actor,
+        Source.ADMIN if actor else Source.SYSTEM,
+        round=postmortem.review_round,
+    )
+    _tell(
+        postmortem,
+        postmortem.reviewers.all(),
+        "Changed after approval",
+        "The post-mortem changed after it was approved; please review it again.",
+        actor,
+    )
+
+
 def _on_timeline(postmortem: PostMortem, summary: str, actor, source: str, **details) -> None:
     timeline_record(
         postmortem.incident,
@@ -123,7 +147,7 @@ def _current_commander(incident: Incident):
 # --- generating -----------------------------------------------------------------------
 
 
-def _sync(postmortem: PostMortem) -> int:
+def _sync(postmortem: PostMortem, actor) -> int:
     """Copy the incident's facts, timeline and people in, keeping the writer's edits;
     return how many timeline entries were added."""
     incident = postmortem.incident
@@ -140,23 +164,20 @@ def _sync(postmortem: PostMortem) -> int:
     if postmortem.due_at is None:
         postmortem.due_at = _due_at(incident)
 
-    copied = {entry.event_id: entry for entry in postmortem.timeline.all()}
+    # The incident's timeline is append-only: what was copied once stays as it was.
+    copied = set(postmortem.timeline.values_list("event_id", flat=True))
     added = 0
-    for event in incident.timeline.exclude(kind__in=SKIPPED_KINDS):
-        entry = copied.get(event.pk)
-        if entry is None:
-            TimelineEntry.objects.create(
-                postmortem=postmortem,
-                event=event,
-                occurred_at=event.occurred_at,
-                kind=event.kind,
-                summary=event.summary,
-                is_key=event.kind in KEY_KINDS,
-            )
-            added += 1
-        elif (entry.occurred_at, entry.summary) != (event.occurred_at, event.summary):
-            entry.occurred_at, entry.summary = event.occurred_at, event.summary
-            entry.save(update_fields=["occurred_at", "summary"])
+    for event in incident.timeline.exclude(kind__in=SKIPPED_KINDS).exclude(pk__in=copied):
+        entry = TimelineEntry(
+            postmortem=postmortem,
+            event=event,
+            occurred_at=event.occurred_at,
+            kind=event.kind,
+            summary=event.summary,
+            is_key=event.kind in KEY_KINDS,
+        )
+        save_as(entry, actor)
+        added += 1
 
     people = {assignment.user for assignment in incident.roles.select_related("user")}
     if incident.declared_by is not None:
@@ -184,7 +205,7 @@ def postmortem_create(
         _check_can_see(incident, [owner], "owner")
     postmortem = PostMortem(incident=incident, owner=owner)
     save_as(postmortem, actor)
-    _sync(postmortem)
+    _sync(postmortem, actor)
     save_as(postmortem, actor)
     due = f", due {postmortem.due_at:%Y-%m-%d}" if postmortem.due_at else ""
     owned = f" by {owner.get_username()}" if owner else ""
@@ -206,8 +227,9 @@ def postmortem_sync(*, postmortem: PostMortem, actor=None) -> int:
     """Bring in what the incident recorded since; return how many events were added."""
     postmortem = _lock(postmortem)
     _editable(postmortem)
-    added = _sync(postmortem)
+    added = _sync(postmortem, actor)
     save_as(postmortem, actor)
+    _edited(postmortem, actor)
     return added
 
 
@@ -231,12 +253,12 @@ def postmortem_update(
     reviewers: Iterable | None = None,
     related_incidents: Iterable[Incident] | None = None,
     contributing_factors: list[tuple[str, str]] | None = None,
-    timeline_marks: dict[int, tuple[bool, str]] | None = None,
+    timeline_marks: dict[int, tuple[bool, str | None]] | None = None,
     **changes,
 ) -> PostMortem:
     """Edit the sections, people and dates; contributing factors, if given, replace
     the list ((category, description) pairs, in order); timeline marks set
-    {entry id: (is key, commentary)}."""
+    {entry id: (is key, commentary or None to keep it)}."""
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
         raise IncidentError(f"Cannot edit {', '.join(sorted(unknown))} here.")
@@ -278,14 +300,16 @@ def postmortem_update(
     save_as(postmortem, actor)
     for entry_id, (is_key, commentary) in (timeline_marks or {}).items():
         entry = entries[entry_id]
-        entry.is_key, entry.commentary = bool(is_key), _clean_text("commentary", commentary)
+        entry.is_key = bool(is_key)
+        if commentary is not None:
+            entry.commentary = _clean_text("commentary", commentary)
         save_as(entry, actor)
     if participants is not None:
         postmortem.participants.set(participants)
     if reviewers is not None:
         postmortem.reviewers.set(reviewers)
     if related_incidents is not None:
-        postmortem.related_incidents.set(related_incidents)
+        postmortem.related_incidents.set([*related_incidents, *_hidden_related(postmortem, actor)])
     if contributing_factors is not None:
         postmortem.contributing_factors.all().delete()
         for position, (category, description) in enumerate(contributing_factors):
@@ -296,7 +320,18 @@ def postmortem_update(
                 position=position,
             )
             save_as(factor, actor)
+    _edited(postmortem, actor)
     return postmortem
+
+
+def _hidden_related(postmortem: PostMortem, actor) -> list[Incident]:
+    """Return the related incidents `actor` may not see: kept when they edit the list,
+    since they could neither see nor mean to remove them."""
+    user = acting_user(actor)
+    if user is None:
+        return []
+    visible = incident_list_visible_to(user).values("pk")
+    return list(postmortem.related_incidents.exclude(pk__in=visible))
 
 
 def _check_factor(category: str, description) -> None:
@@ -312,18 +347,22 @@ def _check_factor(category: str, description) -> None:
 @transaction.atomic
 def contributing_factor_save(*, factor: ContributingFactor, actor=None) -> ContributingFactor:
     """Add or change one contributing factor of an editable review."""
-    _editable(_lock(factor.postmortem))
+    postmortem = _lock(factor.postmortem)
+    _editable(postmortem)
     _check_factor(factor.category, factor.description)
     factor.description = factor.description.strip()
     save_as(factor, actor)
+    _edited(postmortem, actor)
     return factor
 
 
 @transaction.atomic
 def contributing_factor_delete(*, factor: ContributingFactor, actor=None) -> None:
-    _editable(_lock(factor.postmortem))
+    postmortem = _lock(factor.postmortem)
+    _editable(postmortem)
     factor._history_user = acting_user(actor)
     factor.delete()
+    _edited(postmortem, actor)
 
 
 # --- review workflow ------------------------------------------------------------------
@@ -465,6 +504,12 @@ def postmortem_publish(*, postmortem: PostMortem, actor=None, source: str = Sour
     if waiting:
         raise StateConflict(
             f"Cannot publish yet: waiting for approval from {', '.join(waiting)}.",
+            field="status",
+        )
+    if not postmortem.reviewers.exists():
+        # Submitting needs a reviewer; one removed since must not mean "nobody to wait for".
+        raise StateConflict(
+            "Cannot publish: no reviewer is named. Name one; they approve it first.",
             field="status",
         )
     postmortem.status = PMStatus.PUBLISHED

@@ -8,7 +8,8 @@ REVIEW_MODELS = ["postmortem", "contributingfactor", "timelineentry", "reviewdec
 
 
 def ensure_group_permissions(**kwargs) -> None:
-    writers = perms(["view", "add", "change"], REVIEW_MODELS)
+    # Writers may remove a contributing factor they added; nothing else is deleted.
+    writers = perms(["view", "add", "change"], REVIEW_MODELS) + ["delete_contributingfactor"]
     grant_group_permissions(
         "postmortems",
         {

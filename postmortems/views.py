@@ -13,10 +13,9 @@ from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 
 from incidents.models import Service, Severity
-from incidents.queries import incident_list_visible_to
 
 from .models import BLAMELESS_NOTE, PostMortem
-from .queries import postmortem_list_visible_to
+from .queries import postmortem_list_visible_to, with_visible_related
 
 SEARCHED_FIELDS = (
     "incident__reference",
@@ -83,12 +82,9 @@ def postmortem_list(request):
 
 
 def _review(request, reference) -> PostMortem:
-    postmortem = get_object_or_404(_readable(request), incident__reference=reference)
-    # Only the related incidents this reader may see are named.
-    postmortem.visible_related = incident_list_visible_to(
-        request.user, postmortem.related_incidents.all()
+    return get_object_or_404(
+        with_visible_related(request.user, _readable(request)), incident__reference=reference
     )
-    return postmortem
 
 
 def _context(postmortem: PostMortem) -> dict:

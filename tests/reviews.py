@@ -1,8 +1,10 @@
-"""Take an incident's post-mortem to published, the way people would, so that tests of
-other things can close SEV1/SEV2 incidents (closing needs a published review)."""
+"""Reviews written the way people would: for tests of reviews, and so that tests of other
+things can close SEV1/SEV2 incidents (closing needs a published review)."""
 
 from django.contrib.auth import get_user_model
 
+from incidents import services as incident_services
+from incidents.models import Status
 from postmortems import services
 from postmortems.models import PostMortem
 
@@ -30,3 +32,30 @@ def publish_review(incident) -> PostMortem:
     services.postmortem_submit(postmortem=postmortem, actor=writer)
     services.postmortem_approve(postmortem=postmortem, actor=reviewer)
     return services.postmortem_publish(postmortem=postmortem, actor=writer)
+
+
+ROOT_CAUSE = "The pool was too small for the retry storm."
+
+
+def resolve(incident) -> PostMortem:
+    """Resolve the incident; a SEV1/SEV2 starts its post-mortem on resolution."""
+    incident_services.incident_transition(incident=incident, to_status=Status.RESOLVED)
+    return PostMortem.objects.get(incident=incident)
+
+
+def ready(postmortem, reviewer, **changes) -> PostMortem:
+    """Write the required sections (the draft holds the rest) and name the reviewer."""
+    fields = {"root_cause": ROOT_CAUSE, **changes}
+    return services.postmortem_update(postmortem=postmortem, reviewers=[reviewer], **fields)
+
+
+def in_review(postmortem, reviewer, **changes) -> PostMortem:
+    ready(postmortem, reviewer, **changes)
+    return services.postmortem_submit(postmortem=postmortem, actor=postmortem.owner)
+
+
+def publish(postmortem, reviewer, **changes) -> PostMortem:
+    """Take the draft through review to published, as its owner and `reviewer`."""
+    in_review(postmortem, reviewer, **changes)
+    services.postmortem_approve(postmortem=postmortem, actor=reviewer)
+    return services.postmortem_publish(postmortem=postmortem, actor=postmortem.owner)

@@ -48,7 +48,10 @@ class PostMortemSerializer(serializers.ModelSerializer):
     reviewers = _usernames()
     participants = _usernames()
     related_incidents = serializers.SlugRelatedField(
-        slug_field="reference", many=True, read_only=True
+        slug_field="reference",
+        many=True,
+        read_only=True,
+        help_text="The related incidents you may see.",
     )
     published_by = serializers.CharField(
         source="published_by.username", default=None, allow_null=True
@@ -117,7 +120,9 @@ class PostMortemCreateSerializer(serializers.Serializer):
 class TimelineMarkSerializer(serializers.Serializer):
     id = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
     is_key = serializers.BooleanField()
-    commentary = serializers.CharField(max_length=TEXT_LIMIT, allow_blank=True, default="")
+    commentary = serializers.CharField(
+        max_length=TEXT_LIMIT, allow_blank=True, required=False, help_text="Omit to keep it."
+    )
 
 
 class PostMortemUpdateSerializer(serializers.Serializer):

@@ -14,7 +14,7 @@ from incidents.models import Service, Severity, Source
 
 from .. import services
 from ..models import PostMortem
-from ..queries import postmortem_list_visible_to
+from ..queries import postmortem_list_visible_to, with_visible_related
 from . import serializers as s
 
 CONFLICT = {409: ErrorResponse409Serializer}
@@ -103,12 +103,12 @@ class PostMortemViewSet(
         ).prefetch_related(
             "reviewers",
             "participants",
-            "related_incidents",
             "contributing_factors",
             "timeline",
             "decisions__reviewer",
         )
-        return postmortem_list_visible_to(self.request.user, queryset)
+        user = self.request.user
+        return with_visible_related(user, postmortem_list_visible_to(user, queryset))
 
     def _valid(self, serializer_class) -> dict:
         serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
@@ -146,7 +146,8 @@ class PostMortemViewSet(
             ]
         if "timeline" in data:
             data["timeline_marks"] = {
-                mark["id"]: (mark["is_key"], mark["commentary"]) for mark in data.pop("timeline")
+                mark["id"]: (mark["is_key"], mark.get("commentary"))
+                for mark in data.pop("timeline")
             }
         postmortem = services.postmortem_update(postmortem=postmortem, actor=request.user, **data)
         return self._respond(postmortem)

@@ -24,6 +24,7 @@ from incidents.models import (
     Status,
     TimelineEvent,
 )
+from tests.api import client_for, errors
 from tests.conftest import make_user
 
 INCIDENTS = "/api/v1/incidents/"
@@ -31,24 +32,6 @@ INCIDENTS = "/api/v1/incidents/"
 
 def detail(incident, action=""):
     return f"{INCIDENTS}{incident.reference}/{action + '/' if action else ''}"
-
-
-def client_for(user, **kwargs) -> APIClient:
-    """Return an API client authenticated with a new key of `user`."""
-    _, plaintext = services.api_key_create(user=user, name="tests")
-    client = APIClient(**kwargs)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {plaintext}")
-    return client
-
-
-def errors(response) -> list[tuple]:
-    """Return the (attr, code) pairs of an error response, checking its shape."""
-    body = response.json()
-    assert set(body) == {"type", "errors"}
-    assert body["type"] in {"validation_error", "client_error"}
-    for error in body["errors"]:
-        assert set(error) == {"code", "detail", "attr"}
-    return [(error["attr"], error["code"]) for error in body["errors"]]
 
 
 def error_attrs(response) -> set:

@@ -21,6 +21,16 @@ def stakeholder(db, django_user_model):
 
 
 @pytest.fixture
+def incident(declare, commander):
+    """Declare incidents commanded by alice (who then owns their reviews)."""
+
+    def _incident(**overrides):
+        return declare(**{"commander": commander, **overrides})
+
+    return _incident
+
+
+@pytest.fixture
 def resolved(declare, commander, api_service):
     """A SEV1 declared, commanded by alice, acknowledged and resolved."""
     incident = declare(commander=commander, services=[api_service])

@@ -12,7 +12,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents import notifications, services
-from postmortems import services as postmortem_services
 from incidents.models import (
     DetectionSource,
     Environment,
@@ -25,6 +24,7 @@ from incidents.models import (
     Status,
     TimelineEvent,
 )
+from postmortems import services as postmortem_services
 
 PEOPLE = [
     # username, first, last, group
