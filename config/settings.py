@@ -1,6 +1,7 @@
 """Sitrep settings: one module, driven by environment variables (see README)."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -235,6 +236,10 @@ SPECTACULAR_SETTINGS = {
         "IncidentStatusEnum": "incidents.models.Status.choices",
         "TimelineKindEnum": "incidents.models.TIMELINE_KINDS",
         "ManualTimelineKindEnum": "incidents.models.MANUAL_TIMELINE_KINDS",
+        "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
+        "FactorCategoryEnum": "postmortems.models.ContributingFactor.Category",
+        "ActionItemStatusEnum": "remediation.models.ActionItem.Status",
+        "ActionItemCategoryEnum": "remediation.models.ActionItem.Category",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
@@ -277,3 +282,18 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Stakeholders sign in on Sitrep's own page (they need no admin access) to read reviews.
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "postmortems:list"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- Remediation ---
+# Days from creation to an action item's default due date, by priority P1..P4.
+_due_days = env_list("ACTION_ITEM_DUE_DAYS", "7,30,90,180")
+if len(_due_days) != 4 or not all(days.isdigit() and int(days) > 0 for days in _due_days):
+    raise ImproperlyConfigured(
+        f"ACTION_ITEM_DUE_DAYS={','.join(_due_days)!r}: give four whole numbers of days "
+        "for P1,P2,P3,P4, e.g. 7,30,90,180"
+    )
+ACTION_ITEM_DUE_DAYS = {f"P{rank}": int(days) for rank, days in enumerate(_due_days, start=1)}
+# Overdue items remind their owner daily; after this many days the review's owner too.
+ACTION_ITEM_ESCALATE_AFTER_DAYS = env_int("ACTION_ITEM_ESCALATE_AFTER_DAYS", 3)
+# Items blocked longer than this are flagged (admin, report, a reminder).
+ACTION_ITEM_BLOCKED_FLAG = timedelta(days=env_int("ACTION_ITEM_BLOCKED_FLAG_DAYS", 7))

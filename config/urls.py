@@ -21,6 +21,7 @@ urlpatterns = [
     path("status/feed/", StatusFeed(), name="status-feed"),
     path("api/v1/", include("incidents.api.urls")),
     path("api/v1/", include("postmortems.api.urls")),
+    path("api/v1/", include("remediation.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -107,7 +107,7 @@ def _stakeholder_recipients(incident: Incident) -> list[tuple]:
 
 
 def notify(
-    incident: Incident,
+    incident: Incident | None,
     event: str,
     *,
     message: str = "",
@@ -121,7 +121,8 @@ def notify(
     matrix's groups) and queue their delivery once the surrounding transaction commits.
 
     With `subject`, the message is that subject and `message` as the body, instead of
-    the incident notification templates (for messages about something else, a review)."""
+    the incident notification templates (for messages about something else, a review);
+    such a message may concern no single incident (a digest), then name its recipients."""
     if getattr(_muted, "on", False):
         return []
     if users is not None or targets:
@@ -138,17 +139,15 @@ def notify(
         subject, body = _render(incident, message, next_update_at)
     else:
         body = message
-    payload = {
-        "event": event,
-        "message": message,
-        "incident": {
+    payload = {"event": event, "message": message}
+    if incident is not None:
+        payload["incident"] = {
             "reference": incident.reference,
             "title": incident.title,
             "severity": incident.severity.key,
             "status": incident.status,
             "confidential": incident.confidential,
-        },
-    }
+        }
     now = timezone.now()
     created, seen = [], set()
     for channel, address, user, target in recipients:

@@ -29,10 +29,15 @@ SCHEDULES = [
 ]
 
 
-def ensure_schedules(**kwargs) -> None:
-    """Create or update our schedules by name (run after migrate, like the groups)."""
-    for row in SCHEDULES:
+def keep_schedules(rows: list[dict]) -> None:
+    """Create or update schedules by name; apps built on the core call this too."""
+    for row in rows:
         Schedule.objects.update_or_create(
             name=row["name"],
             defaults={key: value for key, value in row.items() if key != "name"},
         )
+
+
+def ensure_schedules(**kwargs) -> None:
+    """Keep the core's schedules in step (run after migrate, like the groups)."""
+    keep_schedules(SCHEDULES)

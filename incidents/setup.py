@@ -50,9 +50,12 @@ def grant_group_permissions(app_label: str, groups: dict[str, list[str]]) -> Non
     this for their own models after migrate."""
     for name, codenames in groups.items():
         group, _ = Group.objects.get_or_create(name=name)
-        perms = Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
-        group.permissions.add(*perms)
+        granted = Permission.objects.filter(
+            content_type__app_label=app_label, codename__in=codenames
+        )
+        group.permissions.add(*granted)
 
 
 def ensure_default_groups(**kwargs) -> None:
+    """Keep the default groups' permissions on the core's models (after every migrate)."""
     grant_group_permissions("incidents", default_groups())

@@ -27,7 +27,7 @@ from .models import (
     ReviewDecision,
     TimelineEntry,
 )
-from .queries import postmortem_list_visible_to
+from .queries import postmortem_list_visible_to, with_visible_related
 
 STATUS_COLORS = {
     PostMortem.Status.DRAFT: "#6b7280",
@@ -115,6 +115,8 @@ class PostMortemForm(forms.ModelForm):
             "due_at",
             "review_meeting_at",
             *SECTIONS,
+            "no_action_needed",
+            "no_action_reason",
         )
         widgets = {
             name: forms.Textarea(attrs={"rows": 8, "class": "vLargeTextField"}) for name in SECTIONS
@@ -247,6 +249,7 @@ class PostMortemAdmin(ServiceBackedAdmin):
         ),
         ("Facts from the incident", {"fields": ("facts_summary", "synced_at")}),
         ("The review", {"fields": tuple(SECTIONS)}),
+        ("Follow-up", {"fields": ("no_action_needed", "no_action_reason")}),
         ("Publication", {"fields": (("published_at", "published_by"), "reopen_reason")}),
     )
     readonly_fields = (
@@ -264,7 +267,11 @@ class PostMortemAdmin(ServiceBackedAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request).select_related("incident__severity", "owner")
-        return postmortem_list_visible_to(request.user, queryset)
+        # Related incidents this user may not see are left out of the page (read-only
+        # or not), and kept by the service when the list is saved.
+        return with_visible_related(
+            request.user, postmortem_list_visible_to(request.user, queryset)
+        )
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.is_published:

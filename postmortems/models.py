@@ -108,6 +108,10 @@ class PostMortem(models.Model):
         editable=False,
     )
     reopen_reason = models.TextField(blank=True, editable=False)
+    no_action_needed = models.BooleanField(
+        default=False, help_text="Tick to publish without action items; say why below."
+    )
+    no_action_reason = models.TextField(blank=True)
 
     executive_summary = models.TextField(blank=True)
     impact = models.TextField(blank=True)
@@ -127,7 +131,9 @@ class PostMortem(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PostMortemQuerySet.as_manager()
-    history = HistoricalRecords(m2m_fields=[participants, reviewers, related_incidents])
+    # Not related_incidents: the history page would name confidential incidents to
+    # anyone who may read the review.
+    history = HistoricalRecords(m2m_fields=[participants, reviewers])
 
     class Meta:
         verbose_name = "post-mortem"

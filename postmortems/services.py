@@ -19,6 +19,7 @@ from incidents.models import Incident, Role, Source, Status, TimelineEvent
 from incidents.queries import incident_list_visible_to
 from incidents.services import acting_user, save_as, timeline_record
 
+from . import hooks
 from .generate import KEY_KINDS, SKIPPED_KINDS, draft_sections, incident_facts
 from .models import (
     REQUIRED_SECTIONS,
@@ -32,7 +33,9 @@ from .models import (
 PMStatus = PostMortem.Status
 Event = notifications.Event
 
-EDITABLE_FIELDS = frozenset({*SECTIONS, "owner", "due_at", "review_meeting_at"})
+EDITABLE_FIELDS = frozenset(
+    {*SECTIONS, "owner", "due_at", "review_meeting_at", "no_action_needed", "no_action_reason"}
+)
 TEXT_LIMIT = 50_000
 
 
@@ -59,8 +62,11 @@ def _editable(postmortem: PostMortem) -> None:
 
 def _edited(postmortem: PostMortem, actor) -> None:
     """After an edit in review: approvals given to the earlier text no longer count."""
-    if postmortem.status != PMStatus.IN_REVIEW or not postmortem.decisions.filter(
-        round=postmortem.review_round, decision=ReviewDecision.Decision.APPROVED
+    if (
+        postmortem.status != PMStatus.IN_REVIEW
+        or not postmortem.decisions.filter(
+            round=postmortem.review_round, decision=ReviewDecision.Decision.APPROVED
+        ).exists()
     ):
         return
     postmortem.review_round += 1
@@ -104,7 +110,14 @@ def _links(postmortem: PostMortem) -> str:
 def _tell(postmortem: PostMortem, users, subject: str, message: str, actor=None) -> None:
     """Notify `users` (but not the one who acted) about the review."""
     acting = acting_user(actor)
-    recipients = [user for user in users if acting is None or user.pk != acting.pk]
+    incident = postmortem.incident
+    recipients = [
+        user
+        for user in users
+        if (acting is None or user.pk != acting.pk)
+        # An incident made confidential after people were named: they are not told.
+        and (not incident.confidential or _may_see(user, incident))
+    ]
     if recipients:
         notifications.notify(
             postmortem.incident,
@@ -115,12 +128,16 @@ def _tell(postmortem: PostMortem, users, subject: str, message: str, actor=None)
         )
 
 
+def _may_see(user, incident: Incident) -> bool:
+    return incident_list_visible_to(user).filter(pk=incident.pk).exists()
+
+
 def _check_can_see(incident: Incident, users: Iterable, field: str) -> None:
     """Refuse to put people on a confidential review who may not read the incident."""
     if not incident.confidential:
         return
     for user in users:
-        if not incident_list_visible_to(user).filter(pk=incident.pk).exists():
+        if not _may_see(user, incident):
             raise IncidentError(
                 f"{user.get_username()} may not see confidential {incident.reference}; "
                 "give them a role on the incident first.",
@@ -155,8 +172,9 @@ def _sync(postmortem: PostMortem, actor) -> int:
     drafts = draft_sections(facts, incident.summary)
     for name, text in drafts.items():
         current = getattr(postmortem, name)
-        # Untouched since the last sync (or empty): refresh; edited: the writer's text wins.
-        if not current.strip() or current == postmortem.generated.get(name):
+        # Never generated, or untouched since: refresh; edited (even emptied): the
+        # writer's text wins.
+        if name not in postmortem.generated or current == postmortem.generated[name]:
             setattr(postmortem, name, text)
     postmortem.facts = facts
     postmortem.generated = drafts
@@ -227,9 +245,11 @@ def postmortem_sync(*, postmortem: PostMortem, actor=None) -> int:
     """Bring in what the incident recorded since; return how many events were added."""
     postmortem = _lock(postmortem)
     _editable(postmortem)
+    before = [text for _, _, text in postmortem.sections()]
     added = _sync(postmortem, actor)
     save_as(postmortem, actor)
-    _edited(postmortem, actor)
+    if added or before != [text for _, _, text in postmortem.sections()]:
+        _edited(postmortem, actor)
     return added
 
 
@@ -265,7 +285,7 @@ def postmortem_update(
     postmortem = _lock(postmortem)
     _editable(postmortem)
     incident = postmortem.incident
-    for name in SECTIONS:
+    for name in (*SECTIONS, "no_action_reason"):
         if name in changes:
             changes[name] = _clean_text(name, changes[name])
     owner = changes.get("owner", postmortem.owner)
@@ -277,6 +297,13 @@ def postmortem_update(
     if reviewers is not None:
         reviewers = list(reviewers)
         _check_can_see(incident, reviewers, "reviewers")
+        for user in reviewers:
+            if not user.has_perm("postmortems.change_postmortem"):
+                raise IncidentError(
+                    f"{user.get_username()} may not change post-mortems, so could never "
+                    "approve this one.",
+                    field="reviewers",
+                )
     final_reviewers = reviewers if reviewers is not None else list(postmortem.reviewers.all())
     if owner is not None and any(user.pk == owner.pk for user in final_reviewers):
         raise IncidentError("The owner cannot review their own post-mortem.", field="reviewers")
@@ -295,6 +322,12 @@ def postmortem_update(
                 f"No timeline entries {unknown_ids} in this post-mortem.", field="timeline"
             )
 
+    content_changed = bool(timeline_marks) or contributing_factors is not None
+    content_changed |= any(
+        getattr(postmortem, name) != value
+        for name, value in changes.items()
+        if name in SECTIONS or name.startswith("no_action")
+    )
     for name, value in changes.items():
         setattr(postmortem, name, value)
     save_as(postmortem, actor)
@@ -320,7 +353,8 @@ def postmortem_update(
                 position=position,
             )
             save_as(factor, actor)
-    _edited(postmortem, actor)
+    if content_changed:
+        _edited(postmortem, actor)
     return postmortem
 
 
@@ -335,6 +369,8 @@ def _hidden_related(postmortem: PostMortem, actor) -> list[Incident]:
 
 
 def _check_factor(category: str, description) -> None:
+    if isinstance(description, str) and len(description) > TEXT_LIMIT:
+        raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field="contributing_factors")
     if category not in ContributingFactor.Category.values:
         allowed = ", ".join(ContributingFactor.Category.values)
         raise IncidentError(
@@ -512,6 +548,7 @@ def postmortem_publish(*, postmortem: PostMortem, actor=None, source: str = Sour
             "Cannot publish: no reviewer is named. Name one; they approve it first.",
             field="status",
         )
+    hooks.check_publish(postmortem)
     postmortem.status = PMStatus.PUBLISHED
     postmortem.published_at = timezone.now()
     postmortem.published_by = acting_user(actor)
@@ -562,7 +599,9 @@ def require_published_postmortem(incident: Incident, to_status: str) -> None:
     """Refuse to close an incident whose severity requires a review until it is published."""
     if to_status != Status.CLOSED or not incident.severity.postmortem_required:
         return
-    postmortem = PostMortem.objects.filter(incident=incident).first()
+    # Locked: a reopen committing between this check and the close would otherwise
+    # leave a closed incident with an unpublished review.
+    postmortem = PostMortem.objects.select_for_update().filter(incident=incident).first()
     if postmortem is None:
         raise StateConflict(
             f"{incident.reference} cannot be closed: {incident.severity.key} requires a "
@@ -581,14 +620,13 @@ def require_published_postmortem(incident: Incident, to_status: str) -> None:
 def start_postmortem_on_resolve(
     incident: Incident, *, from_status: str, to_status: str, actor, source: str
 ) -> None:
-    """When an incident whose severity requires a review is resolved, start the review
-    (or give an existing one its due date)."""
+    """When an incident whose severity requires a review is resolved, start the review;
+    one started earlier takes in the resolution (facts, due date)."""
     if to_status != Status.RESOLVED:
         return
     postmortem = PostMortem.objects.filter(incident=incident).first()
     if postmortem is None:
         if incident.severity.postmortem_required:
             postmortem_create(incident=incident, actor=actor, source=Source.SYSTEM)
-    elif postmortem.due_at is None and not postmortem.is_published:
-        postmortem.due_at = _due_at(incident)
-        save_as(postmortem, actor)
+    elif not postmortem.is_published:
+        postmortem_sync(postmortem=postmortem, actor=actor)

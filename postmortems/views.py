@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 
 from incidents.models import Service, Severity
 
-from .models import BLAMELESS_NOTE, PostMortem
+from .models import BLAMELESS_NOTE, PostMortem, ReviewDecision
 from .queries import postmortem_list_visible_to, with_visible_related
 
 SEARCHED_FIELDS = (
@@ -97,7 +97,7 @@ def _context(postmortem: PostMortem) -> dict:
         "key_events": postmortem.timeline.filter(is_key=True),
         "events": postmortem.timeline.all(),
         "approvals": postmortem.decisions.filter(
-            round=postmortem.review_round, decision="approved"
+            round=postmortem.review_round, decision=ReviewDecision.Decision.APPROVED
         ).select_related("reviewer"),
     }
 

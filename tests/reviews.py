@@ -2,11 +2,15 @@
 things can close SEV1/SEV2 incidents (closing needs a published review)."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 
 from incidents import services as incident_services
 from incidents.models import Status
 from postmortems import services
 from postmortems.models import PostMortem
+
+# Action items are the remediation tests' concern; reviews elsewhere need none.
+NO_ACTION = {"no_action_needed": True, "no_action_reason": "The fix shipped during the response."}
 
 
 def publish_review(incident) -> PostMortem:
@@ -15,6 +19,7 @@ def publish_review(incident) -> PostMortem:
     reviewer, _ = User.objects.get_or_create(
         username="rita-reviewer", defaults={"email": "rita@example.com"}
     )
+    reviewer.groups.add(Group.objects.get(name="Incident commanders"))  # may approve
     writer, _ = User.objects.get_or_create(
         username="wes-writer", defaults={"email": "wes@example.com"}
     )
@@ -28,6 +33,7 @@ def publish_review(incident) -> PostMortem:
         executive_summary="Checkout failed for 40 minutes after a bad deploy.",
         impact="All card payments failed.",
         root_cause="A configuration change shrank the connection pool.",
+        **NO_ACTION,
     )
     services.postmortem_submit(postmortem=postmortem, actor=writer)
     services.postmortem_approve(postmortem=postmortem, actor=reviewer)
@@ -44,8 +50,9 @@ def resolve(incident) -> PostMortem:
 
 
 def ready(postmortem, reviewer, **changes) -> PostMortem:
-    """Write the required sections (the draft holds the rest) and name the reviewer."""
-    fields = {"root_cause": ROOT_CAUSE, **changes}
+    """Write the required sections (the draft holds the rest) and name the reviewer;
+    publishable without action items unless `changes` say otherwise."""
+    fields = {"root_cause": ROOT_CAUSE, **NO_ACTION, **changes}
     return services.postmortem_update(postmortem=postmortem, reviewers=[reviewer], **fields)
 
 

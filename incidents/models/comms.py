@@ -130,6 +130,7 @@ class Notification(models.Model):
         UPDATE_REMINDER = "update_reminder", "Update overdue reminder"
         REVIEW = "review", "Post-incident review"
         REVIEW_PUBLISHED = "review_published", "Post-incident review published"
+        FOLLOW_UP = "follow_up", "Follow-up work"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -340,6 +340,7 @@ class TimelineEvent(models.Model):
         ESCALATION = "escalation", "Escalation"
         CHECKLIST = "checklist", "Checklist"
         REVIEW = "review", "Post-incident review"
+        FOLLOW_UP = "follow_up", "Follow-up work"
 
     # What a person may write by hand; the rest are written by services.
     MANUAL_KINDS = (Kind.NOTE, Kind.ACTION, Kind.DECISION, Kind.COMMUNICATION)

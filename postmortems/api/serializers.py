@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from incidents.api.serializers import LONG_TEXT, NOTE_TEXT, SlugField, username_field
+from incidents.api.serializers import NOTE_TEXT, SlugField, username_field
 from incidents.models import Incident
 from incidents.queries import incident_list_visible_to
 
@@ -16,7 +16,7 @@ def _usernames(**kwargs):
 
 class ContributingFactorSerializer(serializers.ModelSerializer):
     category = serializers.ChoiceField(choices=ContributingFactor.Category.choices)
-    description = serializers.CharField(max_length=NOTE_TEXT)
+    description = serializers.CharField(max_length=TEXT_LIMIT)
 
     class Meta:
         model = ContributingFactor
@@ -81,6 +81,8 @@ class PostMortemSerializer(serializers.ModelSerializer):
             "published_by",
             "reopen_reason",
             *SECTIONS,
+            "no_action_needed",
+            "no_action_reason",
             "contributing_factors",
             "timeline",
             "decisions",
@@ -135,6 +137,8 @@ class PostMortemUpdateSerializer(serializers.Serializer):
     contributing_factors = ContributingFactorSerializer(
         many=True, required=False, help_text="Replaces the whole list, in order."
     )
+    no_action_needed = serializers.BooleanField(required=False)
+    no_action_reason = serializers.CharField(max_length=NOTE_TEXT, allow_blank=True, required=False)
     timeline = TimelineMarkSerializer(
         many=True, required=False, help_text="Marks key events and sets commentary, by entry id."
     )
@@ -143,7 +147,7 @@ class PostMortemUpdateSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         for name, (title, question) in SECTIONS.items():
             self.fields[name] = serializers.CharField(
-                max_length=LONG_TEXT * 2,
+                max_length=TEXT_LIMIT,
                 allow_blank=True,
                 required=False,
                 help_text=f"{title}: {question} Markdown.",

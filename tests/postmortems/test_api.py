@@ -456,7 +456,12 @@ def test_sync_of_a_published_review_is_409(published, commander):
 
 
 def test_full_workflow_submit_approve_publish_reopen(api, rita_api, postmortem, reviewer):
-    body = {"reviewers": ["rita"], "root_cause": "Pool too small."}
+    body = {
+        "reviewers": ["rita"],
+        "root_cause": "Pool too small.",
+        "no_action_needed": True,
+        "no_action_reason": "The fix shipped during the response.",
+    }
     assert api.patch(url(postmortem), body, format="json").status_code == 200
 
     response = api.post(url(postmortem, "submit"))

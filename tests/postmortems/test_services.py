@@ -36,6 +36,9 @@ WRITTEN = {
     "executive_summary": "Checkout failed for 40 minutes after a configuration push.",
     "impact": "Every card payment failed.",
     "root_cause": "The push shrank the database connection pool; nothing validated its size.",
+    # Action items are the remediation tests' concern; these reviews need none.
+    "no_action_needed": True,
+    "no_action_reason": "The fix shipped during the response.",
 }
 
 

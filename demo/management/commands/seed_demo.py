@@ -1,5 +1,5 @@
-"""A believable organisation to explore: people, services, ~40 incidents of 90 days and
-the post-mortems of the serious ones."""
+"""A believable organisation to explore: people, services, ~40 incidents of 90 days,
+the post-mortems of the serious ones and their action items."""
 
 import random
 from datetime import timedelta
@@ -25,6 +25,7 @@ from incidents.models import (
     TimelineEvent,
 )
 from postmortems import services as postmortem_services
+from remediation import services as remediation_services
 
 PEOPLE = [
     # username, first, last, group
@@ -131,6 +132,29 @@ REVIEWS = {
         ],
     ),
 }
+
+# The follow-up work each kind of review asks for: (title, category, priority).
+ACTIONS = {
+    "outage": [
+        ("Alert on connection pool saturation", "technical", "P1"),
+        ("Add connection settings to the deploy checklist", "process", "P2"),
+    ],
+    "performance": [
+        ("Add a slow-query alert on the primary database", "technical", "P2"),
+        ("Roll out feature flags in stages by default", "process", "P3"),
+    ],
+    "security": [
+        ("Rate-limit logins per account", "technical", "P1"),
+        ("Run a credential-stuffing drill with support", "training", "P3"),
+    ],
+    "data": [("Make the loader idempotent by natural key", "technical", "P2")],
+    "integration": [
+        ("Subscribe the on-call rota to provider change notices", "process", "P2"),
+        ("Stop pinning provider certificates", "technical", "P3"),
+    ],
+}
+# How far along the demo's follow-up work is, in turn: a realistic mix for the report.
+PROGRESS = ["done", "in_progress", "open", "blocked", "done", "wont_do", "open"]
 
 # Severity mix of a typical quarter: few SEV1s, many SEV3/4s.
 SEVERITY_WEIGHTS = {"SEV1": 3, "SEV2": 8, "SEV3": 14, "SEV4": 10}
@@ -339,6 +363,35 @@ class Command(BaseCommand):
             could_improve="- Customers heard from us later than our update cadence promised.",
             lessons_learned="Configuration is code: it needs the same review and tests.",
         )
+        for title, category, priority in ACTIONS[incident.incident_type.slug]:
+            item = remediation_services.action_item_create(
+                postmortem=postmortem,
+                title=title,
+                category=category,
+                priority=priority,
+                owner=reviewer,
+                team=incident.services.first().owning_team if incident.services.exists() else "",
+                # Due dates spread around today, so some work is overdue and some due soon.
+                due_on=incident.declared_at.date() + timedelta(days=30),
+                actor=owner,
+            )
+            self._progress(item, owner, reviewer)
         postmortem_services.postmortem_submit(postmortem=postmortem, actor=owner)
         postmortem_services.postmortem_approve(postmortem=postmortem, actor=reviewer)
         postmortem_services.postmortem_publish(postmortem=postmortem, actor=owner)
+
+    def _progress(self, item, owner, worker):
+        status = PROGRESS[item.pk % len(PROGRESS)]
+        notes = {
+            "done": "Verified in staging with a replayed traffic capture.",
+            "blocked": "Waiting for the platform team's maintenance window.",
+            "wont_do": "Superseded by the move to managed connection pooling.",
+        }
+        if status == "blocked":
+            remediation_services.action_item_transition(
+                item=item, to_status="in_progress", actor=worker
+            )
+        if status != "open":
+            remediation_services.action_item_transition(
+                item=item, to_status=status, note=notes.get(status, ""), actor=worker
+            )

@@ -1,0 +1,130 @@
+"""Reminders about action items, sent through the notification outbox by a schedule.
+
+Each kind of reminder carries a dedup key naming its period (the day, the ISO week, the
+blocking), so however often the schedule runs and however many workers run it, a person
+hears once per period: overdue items daily, the "due this week" digest weekly, a long
+block once.
+"""
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from incidents import notifications
+from incidents.models import Role
+
+from .models import ActionItem
+from .services import item_link
+
+Event = notifications.Event
+
+
+def _send(item: ActionItem | None, users, key: str, subject: str, message: str) -> int:
+    with transaction.atomic():
+        sent = notifications.notify(
+            item.incident if item else None,
+            Event.FOLLOW_UP,
+            users=[user for user in users if user is not None],
+            subject=subject,
+            message=message,
+            dedup_prefix=key,
+        )
+    return len(sent)
+
+
+def _review_owner(item: ActionItem):
+    """Who answers for the follow-up: the review's owner, else the incident commander."""
+    if item.postmortem is not None and item.postmortem.owner is not None:
+        return item.postmortem.owner
+    assignment = item.incident.roles.filter(role=Role.COMMANDER, relieved_at__isnull=True).first()
+    return assignment.user if assignment else None
+
+
+def remind_overdue(now: datetime | None = None) -> int:
+    """Remind each owner of their overdue items, once a day; after the grace period,
+    the review's owner too. Return how many messages were written."""
+    today = timezone.localdate(now or timezone.now())
+    grace = settings.ACTION_ITEM_ESCALATE_AFTER_DAYS
+    sent = 0
+    overdue = ActionItem.objects.overdue(today).select_related(
+        "incident__severity", "owner", "postmortem__owner"
+    )
+    for item in overdue:
+        days = (today - item.due_on).days
+        subject = f"Overdue by {days} day(s): {item.title} ({item.incident.reference})"
+        message = (
+            f"Action item #{item.pk} was due {item.due_on} and is "
+            f"{item.get_status_display().lower()}. Update it, or change its due date.\n\n"
+            f"{item_link(item)}"
+        )
+        sent += _send(
+            item, [item.owner], f"action-item:{item.pk}:overdue:{today}", subject, message
+        )
+        if days >= grace:
+            owner = item.owner.get_username() if item.owner else "nobody"
+            sent += _send(
+                item,
+                [_review_owner(item)],
+                f"action-item:{item.pk}:escalated:{today}",
+                f"Follow-up overdue {days} days: {item.title} ({item.incident.reference})",
+                f"Owned by {owner}. {message}",
+            )
+    return sent
+
+
+def send_due_this_week_digest(now: datetime | None = None) -> int:
+    """Send each owner one digest a week of their items due within the next 7 days."""
+    today = timezone.localdate(now or timezone.now())
+    year, week, _ = today.isocalendar()
+    soon = (
+        ActionItem.objects.unfinished()
+        .filter(due_on__gte=today, due_on__lt=today + timedelta(days=7), owner__isnull=False)
+        .select_related("incident", "owner")
+        .order_by("due_on", "priority")
+    )
+    by_owner = defaultdict(list)
+    for item in soon:
+        by_owner[item.owner].append(item)
+    sent = 0
+    for owner, items in by_owner.items():
+        lines = [
+            f"- {item.due_on} {item.priority} {item.title} ({item.incident.reference}) "
+            f"{item_link(item)}"
+            for item in items
+        ]
+        sent += _send(
+            None,
+            [owner],
+            f"action-digest:{owner.pk}:{year}-W{week:02d}",
+            f"Due this week: {len(items)} action item(s)",
+            "Your action items due in the next 7 days:\n\n" + "\n".join(lines),
+        )
+    return sent
+
+
+def flag_long_blocked(now: datetime | None = None) -> int:
+    """Tell the owner and the review's owner, once per blocking, that an item has been
+    blocked longer than ACTION_ITEM_BLOCKED_FLAG_DAYS."""
+    stale = ActionItem.objects.stale_blocked(now).select_related(
+        "incident__severity", "owner", "postmortem__owner"
+    )
+    sent = 0
+    for item in stale:
+        days = ((now or timezone.now()) - item.blocked_at).days
+        sent += _send(
+            item,
+            [item.owner, _review_owner(item)],
+            f"action-item:{item.pk}:blocked-since:{item.blocked_at:%Y%m%d%H%M%S}",
+            f"Blocked {days} days: {item.title} ({item.incident.reference})",
+            f"Blocked because: {item.blocked_reason}\n\nUnblock it, re-plan it or close it as "
+            f"won't do.\n\n{item_link(item)}",
+        )
+    return sent
+
+
+def send_reminders(now: datetime | None = None) -> int:
+    """Run every kind of reminder; return how many messages were written."""
+    return remind_overdue(now) + send_due_this_week_digest(now) + flag_long_blocked(now)

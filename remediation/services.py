@@ -1,0 +1,327 @@
+"""Every write to an action item: create, edit, move through its statuses, note progress.
+
+Each service runs in one transaction, locks the item, refuses bad moves with the core's
+domain errors, records an ActionItemUpdate and the acting user in history, writes the
+step on the incident's timeline and queues notifications — all or nothing.
+"""
+
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents import notifications
+from incidents.errors import IncidentError, StateConflict
+from incidents.models import Incident, Source, TimelineEvent
+from incidents.queries import incident_list_visible_to
+from incidents.services import acting_user, save_as, timeline_record
+from postmortems.models import PostMortem
+
+from .models import ActionItem, ActionItemUpdate
+
+Status = ActionItem.Status
+Event = notifications.Event
+
+# The item lifecycle, in one table. Done and won't-do may be reopened.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.OPEN: frozenset({Status.IN_PROGRESS, Status.BLOCKED, Status.DONE, Status.WONT_DO}),
+    Status.IN_PROGRESS: frozenset({Status.OPEN, Status.BLOCKED, Status.DONE, Status.WONT_DO}),
+    Status.BLOCKED: frozenset({Status.OPEN, Status.IN_PROGRESS, Status.DONE, Status.WONT_DO}),
+    Status.DONE: frozenset({Status.OPEN}),
+    Status.WONT_DO: frozenset({Status.OPEN}),
+}
+
+EDITABLE_FIELDS = frozenset(
+    {
+        "title",
+        "description",
+        "category",
+        "priority",
+        "owner",
+        "team",
+        "due_on",
+        "effort",
+        "tracker_key",
+        "tracker_url",
+        "verification_note",
+    }
+)
+TEXT_LIMIT = 20_000
+
+
+def default_due_on(priority: str, today: date | None = None) -> date:
+    """Return the due date the priority gives an item created `today`."""
+    return (today or timezone.localdate()) + timedelta(days=settings.ACTION_ITEM_DUE_DAYS[priority])
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _lock(item: ActionItem) -> ActionItem:
+    # Two people moving one item at once must not both read the old status.
+    return (
+        ActionItem.objects.select_for_update(of=("self",))
+        .select_related("incident", "owner", "postmortem")
+        .get(pk=item.pk)
+    )
+
+
+def _record(item: ActionItem, kind: str, actor, note: str = "", **statuses) -> None:
+    update = ActionItemUpdate(
+        item=item, kind=kind, note=note, author=acting_user(actor), **statuses
+    )
+    save_as(update, actor)
+
+
+def _on_timeline(item: ActionItem, summary: str, actor, source: str) -> None:
+    timeline_record(
+        item.incident,
+        kind=TimelineEvent.Kind.FOLLOW_UP,
+        summary=summary,
+        actor=actor,
+        source=source,
+        occurred_at=timezone.now(),
+        details={"action_item": item.pk},
+    )
+
+
+def item_link(item: ActionItem) -> str:
+    return f"{settings.SITE_URL}{reverse('admin:remediation_actionitem_change', args=[item.pk])}"
+
+
+def _tell_owner(item: ActionItem, subject: str, message: str, actor) -> None:
+    """Notify the item's owner (not when they acted themselves)."""
+    owner, acting = item.owner, acting_user(actor)
+    if owner is None or (acting is not None and owner.pk == acting.pk):
+        return
+    notifications.notify(
+        item.incident,
+        Event.FOLLOW_UP,
+        users=[owner],
+        subject=f"{subject}: {item.title} ({item.incident.reference})",
+        message=f"{message}\n\n{item_link(item)}",
+    )
+
+
+def _check_fields(fields: dict, incident: Incident) -> dict:
+    """Validate and normalise the writable fields; return them cleaned."""
+    if "title" in fields:
+        title = (fields["title"] or "").strip()
+        if not title:
+            raise IncidentError("A title is required.", field="title")
+        if len(title) > ActionItem._meta.get_field("title").max_length:
+            raise IncidentError("At most 200 characters.", field="title")
+        fields["title"] = title
+    for name, choices in (
+        ("category", ActionItem.Category),
+        ("priority", ActionItem.Priority),
+        ("effort", ActionItem.Effort),
+    ):
+        if name in fields and fields[name] not in choices.values:
+            allowed = ", ".join(choices.values)
+            raise IncidentError(
+                f"Unknown {name} {fields[name]!r}; use one of {allowed}.", field=name
+            )
+    for name in ("description", "verification_note", "team", "tracker_key", "tracker_url"):
+        if name in fields:
+            value = fields[name] or ""
+            if len(value) > TEXT_LIMIT:
+                raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field=name)
+            fields[name] = value.strip()
+    url = fields.get("tracker_url", "")
+    if url and not url.startswith(("https://", "http://")):
+        raise IncidentError("Give an http(s) link to the tracker issue.", field="tracker_url")
+    owner = fields.get("owner")
+    if owner is not None:
+        if not owner.is_active:
+            raise IncidentError(f"{owner.get_username()} is not an active user.", field="owner")
+        if (
+            incident.confidential
+            and not incident_list_visible_to(owner).filter(pk=incident.pk).exists()
+        ):
+            raise IncidentError(
+                f"{owner.get_username()} may not see confidential {incident.reference}; "
+                "give them a role on the incident first.",
+                field="owner",
+            )
+    if "due_on" in fields and not isinstance(fields["due_on"], date):
+        raise IncidentError("Give a date.", field="due_on")
+    return fields
+
+
+# --- creating and editing -------------------------------------------------------------
+
+
+@transaction.atomic
+def action_item_create(
+    *,
+    title: str,
+    category: str,
+    incident: Incident | None = None,
+    postmortem: PostMortem | None = None,
+    priority: str = ActionItem.Priority.P3,
+    actor=None,
+    source: str = Source.ADMIN,
+    **fields,
+) -> ActionItem:
+    """Record follow-up work for an incident, or for its review (then on its incident)."""
+    unknown = set(fields) - EDITABLE_FIELDS
+    if unknown:
+        raise IncidentError(f"Cannot set {', '.join(sorted(unknown))} here.")
+    if postmortem is not None:
+        if incident is not None and incident.pk != postmortem.incident_id:
+            raise IncidentError("The review belongs to another incident.", field="postmortem")
+        incident = postmortem.incident
+        if postmortem.is_published:
+            raise StateConflict(
+                f"The post-mortem of {incident.reference} is published; reopen it to add "
+                "action items, or add them to the incident.",
+                field="postmortem",
+            )
+    if incident is None:
+        raise IncidentError("Say which incident (or post-mortem) it follows up.", field="incident")
+    fields = _check_fields(
+        {"title": title, "category": category, "priority": priority, **fields}, incident
+    )
+    if fields.get("due_on") is None:
+        fields["due_on"] = default_due_on(fields["priority"])
+    item = ActionItem(
+        incident=incident, postmortem=postmortem, created_by=acting_user(actor), **fields
+    )
+    save_as(item, actor)
+    _record(item, ActionItemUpdate.Kind.CREATED, actor, to_status=item.status)
+    owned = f", owner {item.owner.get_username()}" if item.owner else ""
+    _on_timeline(
+        item,
+        f"Action item #{item.pk} ({item.priority}): {item.title}{owned}, due {item.due_on}",
+        actor,
+        source,
+    )
+    _tell_owner(
+        item,
+        "Action item for you",
+        f"{item.get_priority_display()}, due {item.due_on}. {item.description}".strip(),
+        actor,
+    )
+    return item
+
+
+@transaction.atomic
+def action_item_update(*, item: ActionItem, actor=None, note: str = "", **changes) -> ActionItem:
+    """Change the item's details (owner, due date, priority…); the change is recorded."""
+    unknown = set(changes) - EDITABLE_FIELDS
+    if unknown:
+        raise IncidentError(f"Cannot edit {', '.join(sorted(unknown))} here.")
+    item = _lock(item)
+    changes = _check_fields(dict(changes), item.incident)
+    changed = [name for name, value in changes.items() if getattr(item, name) != value]
+    if not changed:
+        return item
+    previous_owner = item.owner
+    for name in changed:
+        setattr(item, name, changes[name])
+    save_as(item, actor)
+    labels = ", ".join(str(ActionItem._meta.get_field(name).verbose_name) for name in changed)
+    _record(item, ActionItemUpdate.Kind.CHANGE, actor, note=note.strip() or f"Changed {labels}")
+    if "owner" in changed and item.owner is not None:
+        _tell_owner(
+            item,
+            "Action item for you",
+            f"{item.get_priority_display()}, due {item.due_on}"
+            + (f" (from {previous_owner.get_username()})." if previous_owner else "."),
+            actor,
+        )
+    return item
+
+
+@transaction.atomic
+def action_item_note(*, item: ActionItem, note: str, actor=None) -> ActionItemUpdate:
+    """Add a progress note."""
+    note = (note or "").strip()
+    if not note:
+        raise IncidentError("The note needs some text.", field="note")
+    if len(note) > TEXT_LIMIT:
+        raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field="note")
+    item = _lock(item)
+    update = ActionItemUpdate(
+        item=item, kind=ActionItemUpdate.Kind.NOTE, note=note, author=acting_user(actor)
+    )
+    save_as(update, actor)
+    return update
+
+
+# --- the lifecycle --------------------------------------------------------------------
+
+
+@transaction.atomic
+def action_item_transition(
+    *,
+    item: ActionItem,
+    to_status: str,
+    actor=None,
+    note: str = "",
+    source: str = Source.ADMIN,
+) -> ActionItem:
+    """Move the item to `to_status`. Blocking and won't-do need the reason in `note`;
+    done stamps who and when, and `note` becomes the verification note if given."""
+    note = (note or "").strip()
+    item = _lock(item)
+    from_status = item.status
+    allowed = TRANSITIONS.get(from_status, frozenset())
+    if to_status not in allowed:
+        allowed_text = ", ".join(value for value in Status.values if value in allowed)
+        raise StateConflict(
+            f"Action item #{item.pk} cannot move from {from_status} to {to_status}; "
+            f"allowed from {from_status}: {allowed_text}.",
+            field="status",
+        )
+    if to_status in (Status.BLOCKED, Status.WONT_DO) and not note:
+        what = "what blocks it" if to_status == Status.BLOCKED else "why it will not be done"
+        raise IncidentError(f"Say {what}.", field="note")
+
+    now = timezone.now()
+    item.status = to_status
+    item.blocked_reason = note if to_status == Status.BLOCKED else ""
+    item.blocked_at = now if to_status == Status.BLOCKED else None
+    item.wont_do_reason = note if to_status == Status.WONT_DO else ""
+    if to_status == Status.DONE:
+        item.completed_at, item.completed_by = now, acting_user(actor)
+        if note:
+            item.verification_note = note
+    else:
+        item.completed_at, item.completed_by = None, None
+    save_as(item, actor)
+    _record(
+        item,
+        ActionItemUpdate.Kind.STATUS,
+        actor,
+        note=note,
+        from_status=from_status,
+        to_status=to_status,
+    )
+    summary = f"Action item #{item.pk} {Status(from_status).label} → {Status(to_status).label}"
+    _on_timeline(item, f"{summary}: {note}" if note else summary, actor, source)
+    if to_status == Status.BLOCKED:
+        _tell_owner(item, "Action item blocked", note, actor)
+    return item
+
+
+# --- the review workflow's hook (registered in apps.py) -------------------------------
+
+
+def require_action_items_or_reason(postmortem: PostMortem) -> None:
+    """Refuse to publish a review with no action items unless its author said why none
+    are needed: lessons only matter if the follow-up work gets done. Follow-ups noted on
+    the incident during the response count as the review's too."""
+    if postmortem.incident.action_items.exists():
+        return
+    if not postmortem.no_action_needed:
+        raise StateConflict(
+            "Cannot publish: add the action items this review calls for, or tick "
+            '"no action needed" and say why.',
+            field="action_items",
+        )
+    if not postmortem.no_action_reason.strip():
+        raise IncidentError("Say why no action is needed.", field="no_action_reason")
