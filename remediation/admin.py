@@ -77,6 +77,7 @@ class ActionItemActionForm(ActionForm):
 
 
 class ActionItemForm(forms.ModelForm):
+    tracker_url = forms.URLField(required=False, assume_scheme="https", label="Tracker link")
     move_to = forms.ChoiceField(required=False, label="Move to status")
     move_note = forms.CharField(
         required=False,

@@ -107,7 +107,7 @@ def remediation_report(
         "summary": summary,
         "median_days_to_complete": _median_days_to_complete(items),
         "by_status": [
-            {"group": row["status"], "total": row["total"]}
+            {"group": row["status"], "label": Status(row["status"]).label, "total": row["total"]}
             for row in items.values("status")
             .annotate(total=Count("id", distinct=True))
             .order_by("status")

@@ -186,6 +186,10 @@ def _date(request, name) -> date | None:
         raise exceptions.ValidationError({name: ["Give a date as YYYY-MM-DD."]}) from None
 
 
+@extend_validation_errors(["invalid"], field_name="created_from", methods=["get"])
+@extend_validation_errors(["invalid"], field_name="created_to", methods=["get"])
+@extend_validation_errors(["invalid"], field_name="service", methods=["get"])
+@extend_validation_errors(["invalid"], field_name="severity", methods=["get"])
 class RemediationReportView(APIView):
     permission_classes = [ReportPermission]
 
