@@ -64,7 +64,8 @@ def _with_rate(row: dict) -> dict:
 
 
 def _breakdown(items: QuerySet, field: str, today: date, empty: str = "") -> list[dict]:
-    rows = items.values(field).annotate(**_counts(today)).order_by(field)
+    # The empty group (no team, no service) last, on SQLite and PostgreSQL alike.
+    rows = items.values(field).annotate(**_counts(today)).order_by(F(field).asc(nulls_last=True))
     return [_with_rate({"group": row.pop(field) or empty, **row}) for row in rows]
 
 

@@ -182,6 +182,8 @@ def action_item_create(
             )
     if incident is None:
         raise IncidentError("Say which incident (or post-mortem) it follows up.", field="incident")
+    if fields.get("due_on") is None:
+        fields.pop("due_on", None)  # empty: the priority's default, below
     fields = _check_fields(
         {"title": title, "category": category, "priority": priority, **fields}, incident
     )
