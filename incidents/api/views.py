@@ -100,6 +100,16 @@ class TimelinePagination(CursorPagination):
     max_page_size = 500
 
 
+class ServiceInputMixin:
+    """For viewsets whose writes call services: validate a request with an input
+    serializer and hand its data to the service."""
+
+    def valid_input(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+
 CONFLICT = {409: ErrorResponse409Serializer}
 IDEMPOTENT = {"parameters": [IDEMPOTENCY_PARAMETER]}
 CREATING = ["create", "roles", "timeline", "updates"]
@@ -144,6 +154,7 @@ CREATING = ["create", "roles", "timeline", "updates"]
     ),
 )
 class IncidentViewSet(
+    ServiceInputMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -177,7 +188,7 @@ class IncidentViewSet(
 
     def create(self, request, *args, **kwargs):
         def declare():
-            data = self._valid(s.IncidentCreateSerializer)
+            data = self.valid_input(s.IncidentCreateSerializer)
             incident = services.incident_declare(
                 title=data["title"],
                 severity=data["severity"],
@@ -204,17 +215,12 @@ class IncidentViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         incident = self.get_object()
-        data = self._valid(s.IncidentUpdateSerializer)
+        data = self.valid_input(s.IncidentUpdateSerializer)
         services_ = data.pop("services", None)
         incident = services.incident_update_details(
             incident=incident, actor=request.user, source=Source.API, services=services_, **data
         )
         return self._incident_response(incident)
-
-    def _valid(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -239,7 +245,7 @@ class IncidentViewSet(
     @action(detail=True, methods=["post"])
     def transition(self, request, reference=None):
         incident = self.get_object()
-        data = self._valid(s.TransitionSerializer)
+        data = self.valid_input(s.TransitionSerializer)
         incident = services.incident_transition(
             incident=incident,
             to_status=data["status"],
@@ -258,7 +264,7 @@ class IncidentViewSet(
     @action(detail=True, methods=["post"])
     def severity(self, request, reference=None):
         incident = self.get_object()
-        data = self._valid(s.SeverityChangeSerializer)
+        data = self.valid_input(s.SeverityChangeSerializer)
         incident = services.incident_change_severity(
             incident=incident,
             severity=data["severity"],
@@ -289,7 +295,7 @@ class IncidentViewSet(
             return Response(s.RoleAssignmentSerializer(assignments, many=True).data)
 
         def assign():
-            data = self._valid(s.RoleAssignSerializer)
+            data = self.valid_input(s.RoleAssignSerializer)
             assignment = services.role_assign(
                 incident=incident,
                 role=data["role"],
@@ -329,7 +335,7 @@ class IncidentViewSet(
             return Response(s.StatusUpdateSerializer(updates, many=True).data)
 
         def post():
-            data = self._valid(s.StatusUpdatePostSerializer)
+            data = self.valid_input(s.StatusUpdatePostSerializer)
             update = services.status_update_post(
                 incident=incident,
                 audience=data["audience"],
@@ -386,7 +392,7 @@ class IncidentViewSet(
         return self.get_paginated_response(s.TimelineEventSerializer(page, many=True).data)
 
     def _add_timeline_entry(self, incident):
-        data = self._valid(s.TimelineEntrySerializer)
+        data = self.valid_input(s.TimelineEntrySerializer)
         event = services.timeline_add_entry(
             incident=incident,
             kind=data["kind"],

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from incidents.api.errors import ErrorResponse409Serializer, ErrorResponse422Serializer
 from incidents.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from incidents.api.views import IncidentPagination
+from incidents.api.views import IncidentPagination, ServiceInputMixin
 from incidents.models import Service, Severity, Source
 
 from .. import services
@@ -77,6 +77,7 @@ class PostMortemFilter(django_filters.FilterSet):
     ),
 )
 class PostMortemViewSet(
+    ServiceInputMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -110,11 +111,6 @@ class PostMortemViewSet(
         user = self.request.user
         return with_visible_related(user, postmortem_list_visible_to(user, queryset))
 
-    def _valid(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
     def _respond(self, postmortem, status_code=status.HTTP_200_OK, headers=None):
         fresh = self.get_queryset().get(pk=postmortem.pk)
         data = s.PostMortemSerializer(fresh, context=self.get_serializer_context()).data
@@ -122,7 +118,7 @@ class PostMortemViewSet(
 
     def create(self, request, *args, **kwargs):
         def start():
-            data = self._valid(s.PostMortemCreateSerializer)
+            data = self.valid_input(s.PostMortemCreateSerializer)
             postmortem = services.postmortem_create(
                 incident=data["incident"],
                 owner=data.get("owner"),
@@ -138,7 +134,7 @@ class PostMortemViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         postmortem = self.get_object()
-        data = self._valid(s.PostMortemUpdateSerializer)
+        data = self.valid_input(s.PostMortemUpdateSerializer)
         if "contributing_factors" in data:
             data["contributing_factors"] = [
                 (factor["category"], factor["description"])
@@ -184,7 +180,7 @@ class PostMortemViewSet(
     @action(detail=True, methods=["post"])
     def approve(self, request, reference=None):
         postmortem = self.get_object()
-        data = self._valid(s.CommentSerializer)
+        data = self.valid_input(s.CommentSerializer)
         services.postmortem_approve(
             postmortem=postmortem, actor=request.user, comment=data["comment"], source=Source.API
         )
@@ -198,7 +194,7 @@ class PostMortemViewSet(
     @action(detail=True, methods=["post"], url_path="request-changes")
     def request_changes(self, request, reference=None):
         postmortem = self.get_object()
-        data = self._valid(s.RequiredCommentSerializer)
+        data = self.valid_input(s.RequiredCommentSerializer)
         services.postmortem_request_changes(
             postmortem=postmortem, actor=request.user, comment=data["comment"], source=Source.API
         )
@@ -223,7 +219,7 @@ class PostMortemViewSet(
     @action(detail=True, methods=["post"])
     def reopen(self, request, reference=None):
         postmortem = self.get_object()
-        data = self._valid(s.ReasonSerializer)
+        data = self.valid_input(s.ReasonSerializer)
         services.postmortem_reopen(
             postmortem=postmortem, actor=request.user, reason=data["reason"], source=Source.API
         )

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from incidents.api.errors import ErrorResponse409Serializer, ErrorResponse422Serializer
 from incidents.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from incidents.api.views import IncidentPagination
+from incidents.api.views import IncidentPagination, ServiceInputMixin
 from incidents.models import Service, Severity, Source
 from postmortems.models import PostMortem
 
@@ -81,6 +81,7 @@ class ActionItemFilter(django_filters.FilterSet):
     ),
 )
 class ActionItemViewSet(
+    ServiceInputMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -102,18 +103,13 @@ class ActionItemViewSet(
         queryset = ActionItem.objects.select_related("incident", "owner", "completed_by")
         return action_item_list_visible_to(self.request.user, queryset)
 
-    def _valid(self, serializer_class) -> dict:
-        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
     def _respond(self, item, status_code=status.HTTP_200_OK, headers=None):
         fresh = self.get_queryset().get(pk=item.pk)
         return Response(s.ActionItemSerializer(fresh).data, status=status_code, headers=headers)
 
     def create(self, request, *args, **kwargs):
         def record():
-            data = self._valid(s.ActionItemCreateSerializer)
+            data = self.valid_input(s.ActionItemCreateSerializer)
             reviewed = data.pop("postmortem", None)
             postmortem = None
             if reviewed is not None:
@@ -132,7 +128,7 @@ class ActionItemViewSet(
 
     def partial_update(self, request, *args, **kwargs):
         item = self.get_object()
-        data = self._valid(s.ActionItemPatchSerializer)
+        data = self.valid_input(s.ActionItemPatchSerializer)
         item = services.action_item_update(item=item, actor=request.user, **data)
         return self._respond(item)
 
@@ -154,7 +150,7 @@ class ActionItemViewSet(
         if request.method == "GET":
             updates = item.updates.select_related("author")
             return Response(s.ActionItemUpdateSerializer(updates, many=True).data)
-        data = self._valid(s.ProgressSerializer)
+        data = self.valid_input(s.ProgressSerializer)
         if data.get("status"):
             item = services.action_item_transition(
                 item=item,
