@@ -29,6 +29,13 @@ def incident_list_visible_to(user, queryset: QuerySet | None = None) -> QuerySet
     return queryset.filter(Q(confidential=False) | participant)
 
 
+def user_may_see_incident(user, incident: Incident) -> bool:
+    """Return True if `user` may see `incident` (cheap for non-confidential ones)."""
+    if not incident.confidential:
+        return True
+    return incident_list_visible_to(user).filter(pk=incident.pk).exists()
+
+
 def with_commander(queryset: QuerySet) -> QuerySet:
     """Annotate each incident with its current commander's username (one query for a list)."""
     current = RoleAssignment.objects.filter(

@@ -16,7 +16,7 @@ from django.utils import timezone
 from incidents import notifications
 from incidents.errors import IncidentError, StateConflict
 from incidents.models import Incident, Role, Source, Status, TimelineEvent
-from incidents.queries import incident_list_visible_to
+from incidents.queries import incident_list_visible_to, user_may_see_incident
 from incidents.services import acting_user, save_as, timeline_record
 
 from . import hooks
@@ -116,7 +116,7 @@ def _tell(postmortem: PostMortem, users, subject: str, message: str, actor=None)
         for user in users
         if (acting is None or user.pk != acting.pk)
         # An incident made confidential after people were named: they are not told.
-        and (not incident.confidential or _may_see(user, incident))
+        and user_may_see_incident(user, incident)
     ]
     if recipients:
         notifications.notify(
@@ -128,16 +128,12 @@ def _tell(postmortem: PostMortem, users, subject: str, message: str, actor=None)
         )
 
 
-def _may_see(user, incident: Incident) -> bool:
-    return incident_list_visible_to(user).filter(pk=incident.pk).exists()
-
-
 def _check_can_see(incident: Incident, users: Iterable, field: str) -> None:
     """Refuse to put people on a confidential review who may not read the incident."""
     if not incident.confidential:
         return
     for user in users:
-        if not _may_see(user, incident):
+        if not user_may_see_incident(user, incident):
             raise IncidentError(
                 f"{user.get_username()} may not see confidential {incident.reference}; "
                 "give them a role on the incident first.",

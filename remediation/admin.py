@@ -9,11 +9,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from incidents.admin import ServiceBackedAdmin, active_users, badge
 from incidents.models import Incident, Service, Severity
+from incidents.queries import incident_list_visible_to
 from postmortems import admin as postmortems_admin
 from postmortems.models import PostMortem
 from postmortems.queries import postmortem_list_visible_to
@@ -217,6 +219,8 @@ class ActionItemAdmin(ServiceBackedAdmin):
         return self.inlines if obj else ()
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "incident":
+            kwargs["queryset"] = incident_list_visible_to(request.user)
         if db_field.name == "postmortem":
             # Reviews still being written, of incidents this user may see.
             kwargs["queryset"] = postmortem_list_visible_to(request.user).exclude(
@@ -390,6 +394,19 @@ class ReportFilterForm(forms.Form):
         )
 
 
+class _SafeWriter:
+    """csv.writer that defuses cells a spreadsheet would run as a formula (a team named
+    "=HYPERLINK(…)"): they are written with a leading apostrophe."""
+
+    def __init__(self, stream):
+        self._writer = csv.writer(stream)
+
+    def writerow(self, row):
+        self._writer.writerow(
+            [f"'{cell}" if isinstance(cell, str) and cell[:1] in "=+-@" else cell for cell in row]
+        )
+
+
 CSV_COUNTS = ("total", "open", "blocked", "done", "wont_do", "overdue", "completion_rate")
 
 
@@ -399,7 +416,7 @@ def report_csv(report: dict) -> HttpResponse:
     response["Content-Disposition"] = (
         f'attachment; filename="remediation-report-{report["today"]}.csv"'
     )
-    writer = csv.writer(response)
+    writer = _SafeWriter(response)
     writer.writerow(["section", "group", *CSV_COUNTS])
     writer.writerow(["summary", "all", *(report["summary"][name] for name in CSV_COUNTS)])
     for section in ("by_priority", "by_category", "by_team", "by_service"):
@@ -416,6 +433,11 @@ def report_csv(report: dict) -> HttpResponse:
 class RemediationReportAdmin(admin.ModelAdmin):
     """The remediation report, as a page linked from the admin index."""
 
+    def get_urls(self):
+        # The report page only: no change or history pages for the rows behind it.
+        view = self.admin_site.admin_view(self.changelist_view)
+        return [path("", view, name="remediation_remediationreport_changelist")]
+
     def has_add_permission(self, request):
         return False
 
@@ -427,7 +449,7 @@ class RemediationReportAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
-            return HttpResponseRedirect("/admin/")
+            return HttpResponseRedirect(reverse("admin:index"))
         form = ReportFilterForm(request.GET or None)
         report = remediation_report(request.user, form.filters())
         if request.GET.get("format") == "csv":
@@ -459,7 +481,7 @@ class ActionItemInline(admin.TabularInline):
     def open_link(self, obj):
         if obj.pk is None:
             return ""
-        url = f"/admin/remediation/actionitem/{obj.pk}/change/"
+        url = reverse("admin:remediation_actionitem_change", args=[obj.pk])
         return format_html('<a href="{}">open #{}</a>', url, obj.pk)
 
     def get_queryset(self, request):

@@ -4,6 +4,7 @@ report, aggregated in the database (a fixed number of queries at any data size).
 from dataclasses import dataclass
 from datetime import date
 
+from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
 
@@ -101,6 +102,8 @@ def remediation_report(
         .select_related("incident", "owner")
         .order_by("blocked_at")[:100]
     )
+    now = timezone.now()
+    stale_since = now - settings.ACTION_ITEM_BLOCKED_FLAG
     overdue = items.overdue(today).select_related("incident", "owner").order_by("due_on")[:100]
     return {
         "generated_at": timezone.now(),
@@ -120,9 +123,9 @@ def remediation_report(
         "blockers": [
             {
                 "item": item,
-                "blocked_days": (timezone.now() - item.blocked_at).days
-                if item.blocked_at
-                else None,
+                "blocked_days": (now - item.blocked_at).days if item.blocked_at else None,
+                # Blocked longer than ACTION_ITEM_BLOCKED_FLAG_DAYS: flagged.
+                "stale": item.blocked_at is not None and item.blocked_at < stale_since,
             }
             for item in blockers
         ],

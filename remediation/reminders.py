@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from incidents import notifications
 from incidents.models import Role
+from incidents.queries import user_may_see_incident
 
 from .models import ActionItem
 from .services import item_link
@@ -23,11 +24,17 @@ Event = notifications.Event
 
 
 def _send(item: ActionItem | None, users, key: str, subject: str, message: str) -> int:
+    # An incident made confidential since: only those who may still see it are told.
+    users = [
+        user
+        for user in users
+        if user is not None and (item is None or user_may_see_incident(user, item.incident))
+    ]
     with transaction.atomic():
         sent = notifications.notify(
             item.incident if item else None,
             Event.FOLLOW_UP,
-            users=[user for user in users if user is not None],
+            users=users,
             subject=subject,
             message=message,
             dedup_prefix=key,
@@ -87,7 +94,8 @@ def send_due_this_week_digest(now: datetime | None = None) -> int:
     )
     by_owner = defaultdict(list)
     for item in soon:
-        by_owner[item.owner].append(item)
+        if user_may_see_incident(item.owner, item.incident):
+            by_owner[item.owner].append(item)
     sent = 0
     for owner, items in by_owner.items():
         lines = [

@@ -15,7 +15,7 @@ from django.utils import timezone
 from incidents import notifications
 from incidents.errors import IncidentError, StateConflict
 from incidents.models import Incident, Source, TimelineEvent
-from incidents.queries import incident_list_visible_to
+from incidents.queries import user_may_see_incident
 from incidents.services import acting_user, save_as, timeline_record
 from postmortems.models import PostMortem
 
@@ -96,6 +96,8 @@ def _tell_owner(item: ActionItem, subject: str, message: str, actor) -> None:
     owner, acting = item.owner, acting_user(actor)
     if owner is None or (acting is not None and owner.pk == acting.pk):
         return
+    if not user_may_see_incident(owner, item.incident):
+        return  # the incident became confidential after they were given the item
     notifications.notify(
         item.incident,
         Event.FOLLOW_UP,
@@ -137,10 +139,7 @@ def _check_fields(fields: dict, incident: Incident) -> dict:
     if owner is not None:
         if not owner.is_active:
             raise IncidentError(f"{owner.get_username()} is not an active user.", field="owner")
-        if (
-            incident.confidential
-            and not incident_list_visible_to(owner).filter(pk=incident.pk).exists()
-        ):
+        if not user_may_see_incident(owner, incident):
             raise IncidentError(
                 f"{owner.get_username()} may not see confidential {incident.reference}; "
                 "give them a role on the incident first.",
@@ -173,6 +172,8 @@ def action_item_create(
     if postmortem is not None:
         if incident is not None and incident.pk != postmortem.incident_id:
             raise IncidentError("The review belongs to another incident.", field="postmortem")
+        # Locked: a publication committing meanwhile must not end up with a new item.
+        postmortem = PostMortem.objects.select_for_update().get(pk=postmortem.pk)
         incident = postmortem.incident
         if postmortem.is_published:
             raise StateConflict(
@@ -182,6 +183,9 @@ def action_item_create(
             )
     if incident is None:
         raise IncidentError("Say which incident (or post-mortem) it follows up.", field="incident")
+    acting = acting_user(actor)
+    if acting is not None and not user_may_see_incident(acting, incident):
+        raise IncidentError(f"No incident {incident.reference} that you may see.", field="incident")
     if fields.get("due_on") is None:
         fields.pop("due_on", None)  # empty: the priority's default, below
     fields = _check_fields(
@@ -211,7 +215,9 @@ def action_item_create(
 
 
 @transaction.atomic
-def action_item_update(*, item: ActionItem, actor=None, note: str = "", **changes) -> ActionItem:
+def action_item_update(
+    *, item: ActionItem, actor=None, note: str = "", source: str = Source.ADMIN, **changes
+) -> ActionItem:
     """Change the item's details (owner, due date, priority…); the change is recorded."""
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
@@ -226,7 +232,9 @@ def action_item_update(*, item: ActionItem, actor=None, note: str = "", **change
         setattr(item, name, changes[name])
     save_as(item, actor)
     labels = ", ".join(str(ActionItem._meta.get_field(name).verbose_name) for name in changed)
-    _record(item, ActionItemUpdate.Kind.CHANGE, actor, note=note.strip() or f"Changed {labels}")
+    note = _check_note(note) or f"Changed {labels}"
+    _record(item, ActionItemUpdate.Kind.CHANGE, actor, note=note)
+    _on_timeline(item, f"Action item #{item.pk}: {note}", actor, source)
     if "owner" in changed and item.owner is not None:
         _tell_owner(
             item,
@@ -239,19 +247,27 @@ def action_item_update(*, item: ActionItem, actor=None, note: str = "", **change
 
 
 @transaction.atomic
-def action_item_note(*, item: ActionItem, note: str, actor=None) -> ActionItemUpdate:
+def action_item_note(
+    *, item: ActionItem, note: str, actor=None, source: str = Source.ADMIN
+) -> ActionItemUpdate:
     """Add a progress note."""
-    note = (note or "").strip()
+    note = _check_note(note)
     if not note:
         raise IncidentError("The note needs some text.", field="note")
-    if len(note) > TEXT_LIMIT:
-        raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field="note")
     item = _lock(item)
     update = ActionItemUpdate(
         item=item, kind=ActionItemUpdate.Kind.NOTE, note=note, author=acting_user(actor)
     )
     save_as(update, actor)
+    _on_timeline(item, f"Action item #{item.pk}: {note}", actor, source)
     return update
+
+
+def _check_note(note: str) -> str:
+    note = (note or "").strip()
+    if len(note) > TEXT_LIMIT:
+        raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field="note")
+    return note
 
 
 # --- the lifecycle --------------------------------------------------------------------
@@ -268,7 +284,7 @@ def action_item_transition(
 ) -> ActionItem:
     """Move the item to `to_status`. Blocking and won't-do need the reason in `note`;
     done stamps who and when, and `note` becomes the verification note if given."""
-    note = (note or "").strip()
+    note = _check_note(note)
     item = _lock(item)
     from_status = item.status
     allowed = TRANSITIONS.get(from_status, frozenset())

@@ -18,8 +18,11 @@ SCHEDULES = [
 
 
 def ensure_group_permissions(**kwargs) -> None:
-    writers = perms(["view", "add", "change"], ["actionitem", "actionitemupdate"]) + perms(
-        ["view"], ["remediationreport"]
+    # Progress updates are a record: added (through the services), never changed.
+    writers = (
+        perms(["view", "add", "change"], ["actionitem"])
+        + perms(["view", "add"], ["actionitemupdate"])
+        + perms(["view"], ["remediationreport"])
     )
     grant_group_permissions(
         "remediation",
@@ -27,8 +30,9 @@ def ensure_group_permissions(**kwargs) -> None:
             "Incident commanders": writers,
             "Responders": writers,
             settings.SECURITY_GROUP: writers,
-            # The review pages list action items with their live status.
-            "Stakeholders": perms(["view"], ["actionitem"]),
+            # The review pages list action items with their live status; the report is
+            # the follow-up's scoreboard.
+            "Stakeholders": perms(["view"], ["actionitem", "remediationreport"]),
         },
     )
 

@@ -165,11 +165,13 @@ class ActionItemViewSet(
 
 
 class ReportPermission(permissions.BasePermission):
-    """Whoever may read action items may read the report of those they can see."""
+    """The same permission as the report's admin page."""
 
     def has_permission(self, request, view):
         user = request.user
-        return bool(user and user.is_authenticated and user.has_perm("remediation.view_actionitem"))
+        return bool(
+            user and user.is_authenticated and user.has_perm("remediation.view_remediationreport")
+        )
 
 
 def _date(request, name) -> date | None:
@@ -239,7 +241,7 @@ def report_as_json(report: dict) -> dict:
         "by_team": report["by_team"],
         "by_service": report["by_service"],
         "blockers": [
-            {**item(row, ["blocked_days"]), "blocked_reason": row["item"].blocked_reason}
+            {**item(row, ["blocked_days", "stale"]), "blocked_reason": row["item"].blocked_reason}
             for row in report["blockers"]
         ],
         "overdue": [item(row, ["days_overdue"]) for row in report["overdue"]],

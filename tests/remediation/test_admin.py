@@ -438,3 +438,23 @@ def test_report_page_query_count_does_not_grow(
     large, total = _report_queries(client)
     assert total == 27
     assert large == small
+
+
+def test_report_csv_defuses_spreadsheet_formulas(client, item, responder):
+    item(team='=HYPERLINK("http://evil.example")')
+    client.force_login(responder)
+
+    response = client.get(REPORT, {"format": "csv"})
+
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    teams = [row[1] for row in rows if row[:1] == ["team"]]
+    assert teams == ['\'=HYPERLINK("http://evil.example")']
+
+
+def test_report_has_no_change_or_history_pages_for_its_rows(client, item, responder):
+    secret_free = item()
+    client.force_login(responder)
+
+    for suffix in ("change/", "history/"):
+        url = f"{REPORT}{secret_free.pk}/{suffix}"
+        assert client.get(url).status_code == 404

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 from django.utils import timezone
 
+from incidents import services as incident_services
 from incidents.errors import IncidentError, StateConflict
 from incidents.models import Notification, TimelineEvent
 from postmortems import services as pm_services
@@ -554,3 +555,49 @@ def test_an_action_item_noted_on_the_incident_lets_it_publish(postmortem, review
         actor=commander,
     )
     assert _publish(postmortem).is_published
+
+
+# --- confidentiality and the timeline (from the review of this change) -----------------
+
+
+def test_someone_who_may_not_see_a_confidential_incident_cannot_add_to_it(
+    declare, security_type, outsider
+):
+    secret = declare(title="Badge cloned", incident_type=security_type)
+
+    with pytest.raises(IncidentError) as excinfo:
+        services.action_item_create(
+            incident=secret, title="Rotate badges", category="process", actor=outsider
+        )
+
+    assert excinfo.value.field == "incident"
+    assert not ActionItem.objects.exists()
+
+
+def test_an_owner_no_longer_cleared_for_the_incident_hears_nothing_about_it(
+    create, incident, responder, commander
+):
+    item = create()  # owned by bob, who holds no role on the incident
+    incident_services.incident_update_details(incident=incident, confidential=True)
+    before = follow_ups(responder).count()
+
+    services.action_item_transition(
+        item=item, to_status="blocked", note="Waiting on legal", actor=commander
+    )
+
+    assert follow_ups(responder).count() == before
+
+
+def test_notes_and_edits_are_on_the_incident_timeline(create, commander):
+    item = create()
+
+    services.action_item_note(item=item, note="Draft PR is up", actor=commander)
+    services.action_item_update(item=item, actor=commander, team="Payments")
+
+    summaries = list(
+        TimelineEvent.objects.filter(
+            incident=item.incident, kind=TimelineEvent.Kind.FOLLOW_UP
+        ).values_list("summary", flat=True)
+    )
+    assert f"Action item #{item.pk}: Draft PR is up" in summaries
+    assert f"Action item #{item.pk}: Changed team" in summaries
