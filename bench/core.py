@@ -1,4 +1,5 @@
-"""Benchmark the incident core: declare + acknowledge throughput and the changelist.
+"""Benchmark the incident core (declare + acknowledge throughput, the changelist) and the
+remediation report over many action items.
 
 Run: make bench                      (SQLite)
      DATABASE_URL=postgres://postgres@127.0.0.1:5432/sitrep make bench
@@ -32,6 +33,7 @@ from django.test.utils import (  # noqa: E402
 
 INCIDENTS = int(os.environ.get("BENCH_INCIDENTS", "1000"))
 PAGE_LOADS = int(os.environ.get("BENCH_PAGE_LOADS", "30"))
+ACTION_ITEMS = int(os.environ.get("BENCH_ACTION_ITEMS", "5000"))
 
 
 def percentile(samples, fraction):
@@ -93,13 +95,64 @@ def main():
         assert client.get(f"/admin/incidents/incident/{incident.pk}/change/").status_code == 200
         change_ms.append((time.perf_counter() - start) * 1000)
 
-    print(f"\n{connection.vendor}, {INCIDENTS} incidents\n")
+    report_rows = bench_report(client, commander)
+
+    print(f"\n{connection.vendor}, {INCIDENTS} incidents, {ACTION_ITEMS} action items\n")
     print("| operation | runs | mean | median | p95 |")
     print("|---|---|---|---|---|")
     print(row("declare (with service + commander)", declare_ms))
     print(row("acknowledge", ack_ms))
     print(row(f"changelist page, 50 of {INCIDENTS} ({page_queries} queries)", page_ms))
     print(row("incident change page", change_ms))
+    for report_row in report_rows:
+        print(report_row)
+
+
+def bench_report(client, owner):
+    """Time the remediation report (admin page and API) and the action-item changelist."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import Incident
+    from remediation.models import ActionItem
+
+    # Volume, not behaviour, is under test here: rows are inserted in bulk.
+    incidents = list(Incident.objects.all()[:200])
+    statuses = ["open", "in_progress", "blocked", "done", "wont_do"]
+    now = timezone.now()
+    today = now.date()
+    items = [
+        ActionItem(
+            incident=incidents[number % len(incidents)],
+            title=f"Follow-up {number}",
+            category=["technical", "process", "training"][number % 3],
+            priority=f"P{number % 4 + 1}",
+            status=statuses[number % 5],
+            owner=owner,
+            team=f"Team {number % 7}",
+            due_on=today + timedelta(days=number % 60 - 30),
+            completed_at=now - timedelta(days=number % 20) if number % 5 == 3 else None,
+        )
+        for number in range(ACTION_ITEMS)
+    ]
+    ActionItem.objects.bulk_create(items)
+
+    rows = []
+    for name, url in (
+        ("remediation report page", "/admin/remediation/remediationreport/"),
+        ("remediation report API", "/api/v1/remediation/report/"),
+        ("action items changelist, 50 of all", "/admin/remediation/actionitem/"),
+    ):
+        samples = []
+        for _ in range(PAGE_LOADS):
+            connection.queries_log.clear()
+            start = time.perf_counter()
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(url).status_code == 200
+            samples.append((time.perf_counter() - start) * 1000)
+        rows.append(row(f"{name} ({len(queries)} queries)", samples))
+    return rows
 
 
 if __name__ == "__main__":
