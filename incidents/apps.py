@@ -7,6 +7,7 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents"
 
     def ready(self):
+        from . import checks  # noqa: F401 - registers the deploy checks
         from .schedules import ensure_schedules
         from .setup import ensure_default_groups
 

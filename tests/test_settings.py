@@ -14,7 +14,7 @@ def manage(*args, **env):
         key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"
     }
     # A production environment: none of the test run's own variables.
-    for name in ("SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE", "DEBUG", "HTTPS"):
+    for name in ("SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE", "DEBUG", "HTTPS", "SITE_URL"):
         environment.pop(name, None)
     environment.update(env)
     return subprocess.run(
@@ -36,9 +36,24 @@ def test_check_deploy_is_clean_with_production_variables():
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="sitrep.example.com",
         HTTPS="true",
+        SITE_URL="https://sitrep.example.com",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_warns_when_links_would_point_at_localhost():
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="sitrep.example.com",
+        HTTPS="true",
+    )
+    assert result.returncode != 0
+    assert "sitrep.W001" in result.stderr + result.stdout
 
 
 def test_check_deploy_warns_without_https():
