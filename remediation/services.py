@@ -193,9 +193,7 @@ def action_item_create(
     )
     if fields.get("due_on") is None:
         fields["due_on"] = default_due_on(fields["priority"])
-    item = ActionItem(
-        incident=incident, postmortem=postmortem, created_by=acting_user(actor), **fields
-    )
+    item = ActionItem(incident=incident, postmortem=postmortem, created_by=acting, **fields)
     save_as(item, actor)
     _record(item, ActionItemUpdate.Kind.CREATED, actor, to_status=item.status)
     owned = f", owner {item.owner.get_username()}" if item.owner else ""
