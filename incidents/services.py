@@ -36,6 +36,7 @@ from .models import (
     StatusUpdate,
     TimelineEvent,
 )
+from .queries import user_may_see_incident
 
 # The lifecycle, in one table: from each status, where an incident may go next.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -226,13 +227,33 @@ def check_times(
         )
 
 
+def clean_text(value, *, field: str, limit: int, required: str | None = None) -> str:
+    """Return `value` stripped; refuse what is not text, longer than `limit`, or empty
+    when `required` (the message to give). Apps built on the core use it too."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise IncidentError("Must be text.", field=field)
+    value = value.strip()
+    if required and not value:
+        raise IncidentError(required, field=field)
+    if len(value) > limit:
+        raise IncidentError(f"At most {limit:,} characters.", field=field)
+    return value
+
+
+def check_may_see(user, incident: Incident, field: str) -> None:
+    """Refuse to give `user` a part in a confidential incident they may not read."""
+    if not user_may_see_incident(user, incident):
+        raise IncidentError(
+            f"{user.get_username()} may not see confidential {incident.reference}; "
+            "give them a role on the incident first.",
+            field=field,
+        )
+
+
 def _check_title(title: str) -> str:
-    title = (title or "").strip()
-    if not title:
-        raise IncidentError("A title is required.", field="title")
-    if len(title) > TITLE_MAX_LENGTH:
-        raise IncidentError(f"At most {TITLE_MAX_LENGTH} characters.", field="title")
-    return title
+    return clean_text(title, field="title", limit=TITLE_MAX_LENGTH, required="A title is required.")
 
 
 # --- declaring ------------------------------------------------------------------------

@@ -17,7 +17,13 @@ from incidents import notifications
 from incidents.errors import IncidentError, StateConflict
 from incidents.models import Incident, Role, Source, Status, TimelineEvent
 from incidents.queries import incident_list_visible_to, user_may_see_incident
-from incidents.services import acting_user, save_as, timeline_record
+from incidents.services import (
+    acting_user,
+    check_may_see,
+    clean_text,
+    save_as,
+    timeline_record,
+)
 
 from . import hooks
 from .generate import KEY_KINDS, SKIPPED_KINDS, draft_sections, incident_facts
@@ -129,16 +135,8 @@ def _tell(postmortem: PostMortem, users, subject: str, message: str, actor=None)
 
 
 def _check_can_see(incident: Incident, users: Iterable, field: str) -> None:
-    """Refuse to put people on a confidential review who may not read the incident."""
-    if not incident.confidential:
-        return
     for user in users:
-        if not user_may_see_incident(user, incident):
-            raise IncidentError(
-                f"{user.get_username()} may not see confidential {incident.reference}; "
-                "give them a role on the incident first.",
-                field=field,
-            )
+        check_may_see(user, incident, field)
 
 
 def _due_at(incident: Incident) -> datetime | None:
@@ -253,11 +251,7 @@ def postmortem_sync(*, postmortem: PostMortem, actor=None) -> int:
 
 
 def _clean_text(name: str, value) -> str:
-    if not isinstance(value, str):
-        raise IncidentError("Must be text.", field=name)
-    if len(value) > TEXT_LIMIT:
-        raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field=name)
-    return value.strip()
+    return clean_text(value, field=name, limit=TEXT_LIMIT)
 
 
 @transaction.atomic
@@ -365,8 +359,7 @@ def _hidden_related(postmortem: PostMortem, actor) -> list[Incident]:
 
 
 def _check_factor(category: str, description) -> None:
-    if isinstance(description, str) and len(description) > TEXT_LIMIT:
-        raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field="contributing_factors")
+    clean_text(description, field="contributing_factors", limit=TEXT_LIMIT)
     if category not in ContributingFactor.Category.values:
         allowed = ", ".join(ContributingFactor.Category.values)
         raise IncidentError(

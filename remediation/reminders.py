@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from incidents import notifications
-from incidents.models import Role
+from incidents.models import Role, RoleAssignment
 from incidents.queries import user_may_see_incident
 
 from .models import ActionItem
@@ -42,12 +43,24 @@ def _send(item: ActionItem | None, users, key: str, subject: str, message: str) 
     return len(sent)
 
 
+def _with_answerable(items):
+    """Load what _review_owner needs in a few queries, not one per item."""
+    commanders = RoleAssignment.objects.filter(
+        role=Role.COMMANDER, relieved_at__isnull=True
+    ).select_related("user")
+    return items.select_related(
+        "incident__severity", "owner", "postmortem__owner"
+    ).prefetch_related(
+        Prefetch("incident__roles", queryset=commanders, to_attr="current_commanders")
+    )
+
+
 def _review_owner(item: ActionItem):
     """Who answers for the follow-up: the review's owner, else the incident commander."""
     if item.postmortem is not None and item.postmortem.owner is not None:
         return item.postmortem.owner
-    assignment = item.incident.roles.filter(role=Role.COMMANDER, relieved_at__isnull=True).first()
-    return assignment.user if assignment else None
+    commanders = item.incident.current_commanders
+    return commanders[0].user if commanders else None
 
 
 def remind_overdue(now: datetime | None = None) -> int:
@@ -56,9 +69,7 @@ def remind_overdue(now: datetime | None = None) -> int:
     today = timezone.localdate(now or timezone.now())
     grace = settings.ACTION_ITEM_ESCALATE_AFTER_DAYS
     sent = 0
-    overdue = ActionItem.objects.overdue(today).select_related(
-        "incident__severity", "owner", "postmortem__owner"
-    )
+    overdue = _with_answerable(ActionItem.objects.overdue(today))
     for item in overdue:
         days = (today - item.due_on).days
         subject = f"Overdue by {days} day(s): {item.title} ({item.incident.reference})"
@@ -116,9 +127,7 @@ def send_due_this_week_digest(now: datetime | None = None) -> int:
 def flag_long_blocked(now: datetime | None = None) -> int:
     """Tell the owner and the review's owner, once per blocking, that an item has been
     blocked longer than ACTION_ITEM_BLOCKED_FLAG_DAYS."""
-    stale = ActionItem.objects.stale_blocked(now).select_related(
-        "incident__severity", "owner", "postmortem__owner"
-    )
+    stale = _with_answerable(ActionItem.objects.stale_blocked(now))
     sent = 0
     for item in stale:
         days = ((now or timezone.now()) - item.blocked_at).days

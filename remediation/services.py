@@ -16,7 +16,13 @@ from incidents import notifications
 from incidents.errors import IncidentError, StateConflict
 from incidents.models import Incident, Source, TimelineEvent
 from incidents.queries import user_may_see_incident
-from incidents.services import acting_user, save_as, timeline_record
+from incidents.services import (
+    acting_user,
+    check_may_see,
+    clean_text,
+    save_as,
+    timeline_record,
+)
 from postmortems.models import PostMortem
 
 from .models import ActionItem, ActionItemUpdate
@@ -109,13 +115,15 @@ def _tell_owner(item: ActionItem, subject: str, message: str, actor) -> None:
 
 def _check_fields(fields: dict, incident: Incident) -> dict:
     """Validate and normalise the writable fields; return them cleaned."""
-    if "title" in fields:
-        title = (fields["title"] or "").strip()
-        if not title:
-            raise IncidentError("A title is required.", field="title")
-        if len(title) > ActionItem._meta.get_field("title").max_length:
-            raise IncidentError("At most 200 characters.", field="title")
-        fields["title"] = title
+    for name in ("title", "description", "verification_note", "team", "tracker_key", "tracker_url"):
+        if name in fields:
+            fields[name] = clean_text(
+                fields[name],
+                field=name,
+                # The column's own limit where it has one, so no write fails in the database.
+                limit=ActionItem._meta.get_field(name).max_length or TEXT_LIMIT,
+                required="A title is required." if name == "title" else None,
+            )
     for name, choices in (
         ("category", ActionItem.Category),
         ("priority", ActionItem.Priority),
@@ -126,12 +134,6 @@ def _check_fields(fields: dict, incident: Incident) -> dict:
             raise IncidentError(
                 f"Unknown {name} {fields[name]!r}; use one of {allowed}.", field=name
             )
-    for name in ("description", "verification_note", "team", "tracker_key", "tracker_url"):
-        if name in fields:
-            value = fields[name] or ""
-            if len(value) > TEXT_LIMIT:
-                raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field=name)
-            fields[name] = value.strip()
     url = fields.get("tracker_url", "")
     if url and not url.startswith(("https://", "http://")):
         raise IncidentError("Give an http(s) link to the tracker issue.", field="tracker_url")
@@ -139,12 +141,7 @@ def _check_fields(fields: dict, incident: Incident) -> dict:
     if owner is not None:
         if not owner.is_active:
             raise IncidentError(f"{owner.get_username()} is not an active user.", field="owner")
-        if not user_may_see_incident(owner, incident):
-            raise IncidentError(
-                f"{owner.get_username()} may not see confidential {incident.reference}; "
-                "give them a role on the incident first.",
-                field="owner",
-            )
+        check_may_see(owner, incident, "owner")
     if "due_on" in fields and not isinstance(fields["due_on"], date):
         raise IncidentError("Give a date.", field="due_on")
     return fields
@@ -262,10 +259,7 @@ def action_item_note(
 
 
 def _check_note(note: str) -> str:
-    note = (note or "").strip()
-    if len(note) > TEXT_LIMIT:
-        raise IncidentError(f"At most {TEXT_LIMIT:,} characters.", field="note")
-    return note
+    return clean_text(note, field="note", limit=TEXT_LIMIT)
 
 
 # --- the lifecycle --------------------------------------------------------------------

@@ -87,7 +87,7 @@ class IncidentFilter(django_filters.FilterSet):
         return queryset.open() if value else queryset.closed()
 
 
-class IncidentPagination(PageNumberPagination):
+class StandardPagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
@@ -100,11 +100,25 @@ class TimelinePagination(CursorPagination):
     max_page_size = 500
 
 
-class ServiceInputMixin:
-    """For viewsets whose writes call services: validate a request with an input
-    serializer and hand its data to the service."""
+class ServiceBackedViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """A resource read through querysets and written through services: list, read,
+    create and PATCH (no PUT, no DELETE: records are closed, not removed)."""
+
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    pagination_class = StandardPagination
+
+    def filter_queryset(self, queryset):
+        # Filters, search and ordering are for the list; a detail lookup ignores them.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def valid_input(self, serializer_class) -> dict:
+        """Validate the request with an input serializer; return the data for the service."""
         serializer = serializer_class(data=self.request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
@@ -153,27 +167,16 @@ CREATING = ["create", "roles", "timeline", "updates"]
         responses={200: s.IncidentSerializer},
     ),
 )
-class IncidentViewSet(
-    ServiceInputMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
+class IncidentViewSet(ServiceBackedViewSet):
+    """Incidents: declare, read, edit and run them through their lifecycle."""
+
     serializer_class = s.IncidentSerializer
     queryset = Incident.objects.all()
     lookup_field = "reference"
     lookup_value_regex = r"INC-\d{4}-\d{4,}"
-    http_method_names = ["get", "post", "patch", "head", "options"]
     filterset_class = IncidentFilter
-    pagination_class = IncidentPagination
     search_fields = ["reference", "title", "summary"]
     ordering_fields = ["declared_at", "updated_at", "reference", "status", "severity__rank"]
-
-    def filter_queryset(self, queryset):
-        # Filters, search and ordering are for the list; a detail lookup ignores them.
-        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def get_queryset(self):
         queryset = Incident.objects.select_related(

@@ -3,13 +3,13 @@
 import django_filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
-from rest_framework import mixins, status, viewsets
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from incidents.api.errors import ErrorResponse409Serializer, ErrorResponse422Serializer
 from incidents.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from incidents.api.views import IncidentPagination, ServiceInputMixin
+from incidents.api.views import ServiceBackedViewSet
 from incidents.models import Service, Severity, Source
 
 from .. import services
@@ -76,27 +76,17 @@ class PostMortemFilter(django_filters.FilterSet):
         responses={200: s.PostMortemSerializer, **CONFLICT},
     ),
 )
-class PostMortemViewSet(
-    ServiceInputMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
+class PostMortemViewSet(ServiceBackedViewSet):
+    """Post-mortems: start, write, review, publish and reopen blameless reviews."""
+
     serializer_class = s.PostMortemSerializer
     queryset = PostMortem.objects.all()
     lookup_field = "incident__reference"
     lookup_url_kwarg = "reference"
     lookup_value_regex = r"INC-\d{4}-\d{4,}"
-    http_method_names = ["get", "post", "patch", "head", "options"]
     filterset_class = PostMortemFilter
-    pagination_class = IncidentPagination
     search_fields = ["incident__reference", "incident__title", "executive_summary"]
     ordering_fields = ["created_at", "due_at", "published_at"]
-
-    def filter_queryset(self, queryset):
-        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def get_queryset(self):
         queryset = PostMortem.objects.select_related(

@@ -6,14 +6,14 @@ import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
-from rest_framework import exceptions, mixins, permissions, status, viewsets
+from rest_framework import exceptions, permissions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from incidents.api.errors import ErrorResponse409Serializer, ErrorResponse422Serializer
 from incidents.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from incidents.api.views import IncidentPagination, ServiceInputMixin
+from incidents.api.views import ServiceBackedViewSet
 from incidents.models import Service, Severity, Source
 from postmortems.models import PostMortem
 
@@ -80,24 +80,14 @@ class ActionItemFilter(django_filters.FilterSet):
         responses={200: s.ActionItemSerializer},
     ),
 )
-class ActionItemViewSet(
-    ServiceInputMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
+class ActionItemViewSet(ServiceBackedViewSet):
+    """Action items: the follow-up work of incidents and their reviews, tracked to done."""
+
     serializer_class = s.ActionItemSerializer
     queryset = ActionItem.objects.all()
-    http_method_names = ["get", "post", "patch", "head", "options"]
     filterset_class = ActionItemFilter
-    pagination_class = IncidentPagination
     search_fields = ["title", "incident__reference", "tracker_key"]
     ordering_fields = ["due_on", "priority", "created_at", "updated_at"]
-
-    def filter_queryset(self, queryset):
-        return super().filter_queryset(queryset) if self.action == "list" else queryset
 
     def get_queryset(self):
         queryset = ActionItem.objects.select_related("incident", "owner", "completed_by")
