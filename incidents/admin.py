@@ -9,13 +9,14 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.validators import validate_email
-from django.db.models import Count, Q
+from django.db.models import Count, Prefetch, prefetch_related_objects
 from django.http import Http404, HttpResponseRedirect
 from django.template import Template, TemplateSyntaxError
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from . import notifications, services
 from .errors import IncidentError
@@ -42,7 +43,12 @@ from .models import (
     StatusUpdate,
     TimelineEvent,
 )
-from .queries import incident_list_visible_to, with_commander
+from .queries import (
+    incident_list_visible_to,
+    notification_list_visible_to,
+    user_may_see_incident,
+    with_commander,
+)
 from .watchdogs import next_update_due, with_last_update_due
 
 STATUS_COLORS = {
@@ -70,12 +76,36 @@ def active_users():
     return get_user_model().objects.filter(is_active=True).order_by("username")
 
 
+class VisibleHistoryContext(HistoricalRecordContextHelper):
+    """Names in a history diff only the incidents the reader may see."""
+
+    def __init__(self, model, historical_record, *, user):
+        super().__init__(model, historical_record)
+        self.user = user
+
+    def prepare_delta_change_value(self, change, value):
+        value = super().prepare_delta_change_value(change, value)
+        if isinstance(value, list):
+            return [self._shown(item) for item in value]
+        return self._shown(value)
+
+    def _shown(self, value):
+        incident = value if isinstance(value, Incident) else getattr(value, "incident", None)
+        if isinstance(incident, Incident) and not user_may_see_incident(self.user, incident):
+            return HIDDEN_INCIDENT
+        return value
+
+
+HIDDEN_INCIDENT = "(a confidential incident)"
+
+
 class GuardedHistoryAdmin(SimpleHistoryAdmin):
     """History pages that show only what the user may see, and never write.
 
     simple-history's history views look rows up past get_queryset (so confidential
-    incidents would leak) and its version page saves on POST whatever the user's
-    permissions (reverting around the services). Both are closed here.
+    incidents would leak) and render past versions and diffs from the history tables,
+    past the change page's filters on related incidents; its version page saves on POST
+    whatever the user's permissions (reverting around the services). All are closed here.
     """
 
     def history_view(self, request, object_id, extra_context=None):
@@ -89,6 +119,23 @@ class GuardedHistoryAdmin(SimpleHistoryAdmin):
         if self.get_object(request, unquote(object_id)) is None:
             raise Http404("No such record, or not visible to you.")
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return VisibleHistoryContext(self.model, historical_record, user=request.user)
+
+    def render_history_view(self, request, template, context, **kwargs):
+        # A past version is rebuilt from the history table: give its many-to-many
+        # links to incidents (rendered when the page shows them) only the visible ones.
+        version = context.get("original")
+        if version is not None:
+            visible = incident_list_visible_to(request.user, Incident.objects.order_by("pk"))
+            links = [
+                Prefetch(field.name, queryset=visible)
+                for field in version._meta.many_to_many
+                if field.related_model is Incident
+            ]
+            prefetch_related_objects([version], *links)
+        return super().render_history_view(request, template, context, **kwargs)
 
 
 class ServiceBackedAdmin(GuardedHistoryAdmin):
@@ -848,10 +895,7 @@ class NotificationAdmin(admin.ModelAdmin):
     }
 
     def get_queryset(self, request):
-        visible = incident_list_visible_to(request.user)
-        return (
-            super().get_queryset(request).filter(Q(incident__isnull=True) | Q(incident__in=visible))
-        )
+        return notification_list_visible_to(request.user, super().get_queryset(request))
 
     @admin.display(description="incident", ordering="incident__reference")
     def incident_reference(self, obj):

@@ -34,8 +34,12 @@ logger = logging.getLogger(__name__)
 Event = Notification.Event
 State = Notification.State
 
-# A worker that claimed a row and died: after this long the row is handed out again.
-STALE_CLAIM = timedelta(seconds=settings.Q_CLUSTER["timeout"] * 2)
+# One delivery is one request, each phase of it bounded by NOTIFY_HTTP_TIMEOUT; the
+# worker stops a delivery task that runs past DELIVERY_TIMEOUT. So a row claimed longer
+# ago than that, with a margin, belongs to a worker that died, and is handed out again:
+# with the minute sweeper, a send cut short is retried 45-105 s later (defaults).
+DELIVERY_TIMEOUT = settings.NOTIFY_HTTP_TIMEOUT * 2 + 10
+STALE_CLAIM = timedelta(seconds=DELIVERY_TIMEOUT + 15)
 
 _muted = threading.local()
 
@@ -116,13 +120,15 @@ def notify(
     next_update_at: datetime | None = None,
     dedup_prefix: str | None = None,
     subject: str | None = None,
+    mentions=(),
 ) -> list[Notification]:
     """Write outbox rows for `event` (to `users` and `targets` if given, else to the
     matrix's groups) and queue their delivery once the surrounding transaction commits.
 
     With `subject`, the message is that subject and `message` as the body, instead of
     the incident notification templates (for messages about something else, a review);
-    such a message may concern no single incident (a digest), then name its recipients."""
+    such a message may concern no single incident (a digest), then name its recipients
+    and, in `mentions`, every incident it names (who may read it depends on them)."""
     if getattr(_muted, "on", False):
         return []
     if users is not None or targets:
@@ -172,6 +178,12 @@ def notify(
                 next_attempt_at=now,
             )
         )
+    if mentions:
+        Notification.mentions.through.objects.bulk_create(
+            Notification.mentions.through(notification_id=notification.pk, incident_id=mentioned.pk)
+            for notification in created
+            for mentioned in mentions
+        )
     ids = [notification.pk for notification in created]
     transaction.on_commit(lambda: queue(ids))
     return created
@@ -179,7 +191,9 @@ def notify(
 
 def queue(ids) -> None:
     for notification_id in ids:
-        async_task("incidents.tasks.deliver_notification", notification_id)
+        async_task(
+            "incidents.tasks.deliver_notification", notification_id, timeout=DELIVERY_TIMEOUT
+        )
 
 
 # --- delivering -----------------------------------------------------------------------

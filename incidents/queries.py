@@ -5,7 +5,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from .models import Incident, Role, RoleAssignment
+from .models import Incident, Notification, Role, RoleAssignment
 
 
 def user_sees_all_incidents(user) -> bool:
@@ -34,6 +34,18 @@ def user_may_see_incident(user, incident: Incident) -> bool:
     if not incident.confidential:
         return True
     return incident_list_visible_to(user).filter(pk=incident.pk).exists()
+
+
+def notification_list_visible_to(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Return the outbox rows `user` may read: those sent to them, and those whose
+    incident and every incident they mention `user` may see (superusers: all)."""
+    queryset = Notification.objects.all() if queryset is None else queryset
+    if user.is_superuser:
+        return queryset
+    visible = incident_list_visible_to(user).values("pk")
+    hidden = Incident.objects.exclude(pk__in=visible).values("pk")
+    about_visible = (Q(incident__isnull=True) | Q(incident__in=visible)) & ~Q(mentions__in=hidden)
+    return queryset.filter(Q(recipient=user) | about_visible)
 
 
 def with_commander(queryset: QuerySet) -> QuerySet:

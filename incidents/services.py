@@ -6,6 +6,7 @@ or nothing. Admin, API, CLI and tasks call these; they never set status themselv
 """
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -92,6 +93,12 @@ EDITABLE_FIELDS = frozenset(
 )
 
 TITLE_MAX_LENGTH = Incident._meta.get_field("title").max_length
+# Longest summary or impact text, and longest note, reason or timeline entry.
+LONG_TEXT = 20_000
+NOTE_TEXT = 5_000
+# What no page, CSV cell or XML feed can carry (XML 1.0 refuses these outright): control
+# characters but tab and line breaks, lone surrogates, and the non-characters U+FFFE/F.
+UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 def allowed_transitions(status: str) -> list[str]:
@@ -228,13 +235,14 @@ def check_times(
 
 
 def clean_text(value, *, field: str, limit: int, required: str | None = None) -> str:
-    """Return `value` stripped; refuse what is not text, longer than `limit`, or empty
-    when `required` (the message to give). Apps built on the core use it too."""
+    """Return `value` stripped, without unprintable characters (a pasted terminal's
+    escapes); refuse what is not text, longer than `limit`, or empty when `required`
+    (the message to give). Every text a person or client writes passes through here."""
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise IncidentError("Must be text.", field=field)
-    value = value.strip()
+    value = UNPRINTABLE.sub("", value).strip()
     if required and not value:
         raise IncidentError(required, field=field)
     if len(value) > limit:
@@ -283,6 +291,8 @@ def incident_declare(
     """Open a new incident (or a triage candidate) and write its first timeline event."""
     now = timezone.now()
     title = _check_title(title)
+    summary = clean_text(summary, field="summary", limit=LONG_TEXT)
+    customer_impact = clean_text(customer_impact, field="customer_impact", limit=LONG_TEXT)
     _check_impact(detection_source, estimated_users_affected)
     if environment not in Environment.values:
         raise IncidentError(
@@ -364,6 +374,7 @@ def incident_transition(
     occurred_at: datetime | None = None,
 ) -> Incident:
     """Move the incident to `to_status` if the lifecycle allows it from where it is."""
+    note = clean_text(note, field="note", limit=NOTE_TEXT)
     incident = _lock(incident)
     from_status = incident.status
     if to_status not in TRANSITIONS.get(from_status, frozenset()):
@@ -474,9 +485,9 @@ def incident_change_severity(
     occurred_at: datetime | None = None,
 ) -> Incident:
     """Re-rate the incident; the reason is required and kept on the timeline."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise IncidentError("Say why the severity changes.", field="reason")
+    reason = clean_text(
+        reason, field="reason", limit=NOTE_TEXT, required="Say why the severity changes."
+    )
     incident = _lock(incident)
     old = incident.severity
     if old.pk == severity.pk:
@@ -526,6 +537,9 @@ def incident_update_details(
     incident = _lock(incident)
     if "title" in changes:
         changes["title"] = _check_title(changes["title"])
+    for name in ("summary", "customer_impact"):
+        if name in changes:
+            changes[name] = clean_text(changes[name], field=name, limit=LONG_TEXT)
     if "environment" in changes and changes["environment"] not in Environment.values:
         raise IncidentError(f"Unknown environment {changes['environment']!r}.", field="environment")
     _check_impact(changes.get("detection_source"), changes.get("estimated_users_affected"))
@@ -682,9 +696,9 @@ def timeline_add_entry(
     if kind not in TimelineEvent.MANUAL_KINDS:
         allowed = ", ".join(str(k) for k in TimelineEvent.MANUAL_KINDS)
         raise IncidentError(f"Cannot add a {kind!r} entry; use one of {allowed}.", field="kind")
-    summary = (summary or "").strip()
-    if not summary:
-        raise IncidentError("The entry needs some text.", field="summary")
+    summary = clean_text(
+        summary, field="summary", limit=NOTE_TEXT, required="The entry needs some text."
+    )
     incident = _lock(incident)
     return timeline_record(
         incident,
@@ -717,9 +731,9 @@ def status_update_post(
             f"Unknown audience {audience!r}; use one of {', '.join(Audience.values)}.",
             field="audience",
         )
-    summary = (summary or "").strip()
-    if not summary:
-        raise IncidentError("The update needs some text.", field="summary")
+    summary = clean_text(
+        summary, field="summary", limit=NOTE_TEXT, required="The update needs some text."
+    )
     incident = _lock(incident)
     now = timezone.now()
     if incident.confidential and audience == Audience.PUBLIC:
@@ -772,9 +786,12 @@ def api_key_create(
     *, user, name: str, expires_in_days: int | None = None, actor=None
 ) -> tuple[APIKey, str]:
     """Create a key for `user`; return it with the plaintext, which is never stored."""
-    name = (name or "").strip()
-    if not name:
-        raise IncidentError("Name the key after what will use it.", field="name")
+    name = clean_text(
+        name,
+        field="name",
+        limit=APIKey._meta.get_field("name").max_length,
+        required="Name the key after what will use it.",
+    )
     if expires_in_days is not None and expires_in_days < 1:
         raise IncidentError("Must be at least 1 day.", field="expires_in_days")
     if not user.is_active:

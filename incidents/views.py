@@ -8,6 +8,7 @@ from django.utils.feedgenerator import Atom1Feed
 from django.views.decorators.cache import cache_control
 
 from .models import Audience, StatusUpdate
+from .services import UNPRINTABLE
 from .status_page import incident_as_json, public_incidents, status_overview
 
 
@@ -47,11 +48,13 @@ class StatusFeed(Feed):
             .order_by("-published_at")[:50]
         )
 
+    # The services keep unprintable characters out; rows written before they did may
+    # still hold one, and XML cannot carry it (the whole feed would fail).
     def item_title(self, item):
-        return f"{item.incident.title} — {item.get_status_display()}"
+        return UNPRINTABLE.sub("", f"{item.incident.title} — {item.get_status_display()}")
 
     def item_description(self, item):
-        return item.summary
+        return UNPRINTABLE.sub("", item.summary)
 
     def item_link(self, item):
         return f"{reverse('status-page')}#{item.incident.reference}"

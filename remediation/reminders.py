@@ -24,7 +24,7 @@ from .services import item_link
 Event = notifications.Event
 
 
-def _send(item: ActionItem | None, users, key: str, subject: str, message: str) -> int:
+def _send(item: ActionItem | None, users, key: str, subject: str, message: str, mentions=()) -> int:
     # An incident made confidential since: only those who may still see it are told.
     users = [
         user
@@ -39,6 +39,7 @@ def _send(item: ActionItem | None, users, key: str, subject: str, message: str) 
             subject=subject,
             message=message,
             dedup_prefix=key,
+            mentions=mentions,
         )
     return len(sent)
 
@@ -103,6 +104,8 @@ def send_due_this_week_digest(now: datetime | None = None) -> int:
         .select_related("incident", "owner")
         .order_by("due_on", "priority")
     )
+    # Each digest names only what its reader may see, and records every incident it
+    # names, so nobody else can read it in the outbox unless they may see them all.
     by_owner = defaultdict(list)
     for item in soon:
         if user_may_see_incident(item.owner, item.incident):
@@ -120,6 +123,7 @@ def send_due_this_week_digest(now: datetime | None = None) -> int:
             f"action-digest:{owner.pk}:{year}-W{week:02d}",
             f"Due this week: {len(items)} action item(s)",
             "Your action items due in the next 7 days:\n\n" + "\n".join(lines),
+            mentions={item.incident_id: item.incident for item in items}.values(),
         )
     return sent
 

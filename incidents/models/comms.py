@@ -141,6 +141,9 @@ class Notification(models.Model):
     incident = models.ForeignKey(
         Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
     )
+    # Other incidents the message names (a digest of action items): whoever may not see
+    # one of them may not read the message, unless it was sent to them.
+    mentions = models.ManyToManyField(Incident, blank=True, related_name="+")
     event = models.CharField(max_length=20, choices=Event.choices)
     channel = models.CharField(max_length=10, choices=ChannelKind.choices)
     recipient = models.ForeignKey(

@@ -898,3 +898,22 @@ def test_the_sweeper_is_scheduled_every_minute_after_migrate():
     ensure_schedules()  # every migrate runs it again
 
     assert Schedule.objects.filter(func="incidents.tasks.sweep_notifications").count() == 1
+
+
+def test_a_claim_is_stale_only_after_the_worker_would_have_stopped_the_delivery(settings):
+    # A live worker's send is stopped at DELIVERY_TIMEOUT, so handing the row out again
+    # any earlier could send it twice while the first send is still running; and the
+    # broker must not hand out a running task again either (retry > timeout).
+    assert notifications.STALE_CLAIM.total_seconds() > notifications.DELIVERY_TIMEOUT
+    assert notifications.DELIVERY_TIMEOUT > 2 * settings.NOTIFY_HTTP_TIMEOUT
+    assert notifications.DELIVERY_TIMEOUT < settings.Q_CLUSTER["retry"]
+    # Recovery after a crash: the stale window plus at most one sweeper minute.
+    assert notifications.STALE_CLAIM + timedelta(minutes=1) <= timedelta(seconds=120)
+
+
+def test_deliveries_are_queued_with_their_own_time_limit():
+    with mock.patch.object(notifications, "async_task") as queued:
+        notifications.queue([7])
+    queued.assert_called_once_with(
+        "incidents.tasks.deliver_notification", 7, timeout=notifications.DELIVERY_TIMEOUT
+    )

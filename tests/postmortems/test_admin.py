@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import services as incident_services
+from incidents.admin import HIDDEN_INCIDENT, VisibleHistoryContext
 from incidents.models import Incident, Severity, Status, TimelineEvent
 from postmortems import services
 from postmortems.models import ContributingFactor, PostMortem, ReviewDecision, TimelineEntry
@@ -504,6 +505,42 @@ def test_change_page_does_not_name_related_incidents_the_writer_cannot_see(
     body = response.content.decode()
     assert "Token leaked" not in body
     assert hidden.reference not in body
+
+
+def test_history_pages_of_a_public_review_do_not_name_hidden_related_incidents(
+    client, postmortem, incident, security_type, outsider, security_member, reviewer
+):
+    hidden = incident(title="Token leaked", incident_type=security_type)
+    services.postmortem_update(postmortem=postmortem, related_incidents=[hidden])
+    publish(postmortem, reviewer)  # published: the page shows related incidents read-only
+    versions = [
+        reverse("admin:postmortems_postmortem_simple_history", args=[postmortem.pk, pk])
+        for pk in postmortem.history.values_list("history_id", flat=True)
+    ]
+    pages = [reverse("admin:postmortems_postmortem_history", args=[postmortem.pk]), *versions]
+    assert len(versions) > 3
+    client.force_login(outsider)
+    for url in pages:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        body = response.content.decode()
+        assert "Token leaked" not in body, url
+        assert hidden.reference not in body, url
+    # The same pages name it to someone who may see it: the check above can fail.
+    client.force_login(security_member)
+    assert any("Token leaked" in client.get(url).content.decode() for url in versions)
+
+
+def test_history_diff_names_hidden_incidents_as_confidential(
+    postmortem, incident, security_type, outsider, security_member
+):
+    hidden = incident(title="Token leaked", incident_type=security_type)
+    record = postmortem.history.latest()
+    for user, shown in ((outsider, HIDDEN_INCIDENT), (security_member, hidden)):
+        helper = VisibleHistoryContext(PostMortem, record, user=user)
+        assert helper._shown(hidden) == shown
+        assert helper._shown(postmortem) == postmortem  # its own incident: visible
+        assert helper._shown("plain text") == "plain text"
 
 
 # --- the incident console -------------------------------------------------------------

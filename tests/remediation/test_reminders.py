@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
+from django.urls import reverse
 from django_q.models import Schedule
 
 from incidents.models import Notification
@@ -235,6 +236,57 @@ def test_digest_week_spans_the_year_end(create, responder):
     run(date(2031, 1, 5))
     digest = sent("action-digest:", responder).get()
     assert digest.dedup_key.startswith(f"action-digest:{responder.pk}:2031-W01:")
+
+
+def test_a_digest_naming_a_confidential_item_is_readable_only_by_those_who_may_see_it(
+    client, create, declare, incident, responder, outsider, security_member, security_type
+):
+    secret = declare(title="Badge cloned", incident_type=security_type, actor=responder)
+    create(title="Rotate the badge keys", incident=secret, due_on=MONDAY + DAY, actor=responder)
+    create(title="Add a pool size check", due_on=MONDAY + 2 * DAY)
+    run(MONDAY)
+    digest = sent("action-digest:", responder).get()
+    assert digest.incident is None
+    assert "Rotate the badge keys" in digest.body
+    assert set(digest.mentions.all()) == {secret, incident}
+
+    def readable(user) -> bool:
+        client.force_login(user)
+        url = reverse("admin:incidents_notification_change", args=[digest.pk])
+        listing = client.get(reverse("admin:incidents_notification_changelist"))
+        shown = client.get(url)
+        assert (url in listing.content.decode()) == (shown.status_code == 200)
+        return "Rotate the badge keys" in shown.content.decode()
+
+    outsider.groups.add(*responder.groups.all())  # may view the outbox, not the incident
+    assert not readable(outsider)
+    assert readable(responder)  # the recipient (and a participant)
+    assert readable(security_member)
+
+
+def test_an_item_on_an_incident_the_owner_may_not_see_stays_out_of_their_digest(
+    create, declare, responder, commander, security_type
+):
+    secret = declare(title="Badge cloned", incident_type=security_type, actor=commander)
+    with at(MONDAY, 8):
+        services.action_item_create(
+            title="Rotate the badge keys",
+            category="technical",
+            incident=secret,
+            owner=commander,
+            actor=commander,
+            due_on=MONDAY + DAY,
+        )
+    # The owner is then handed an item on the secret incident by the database alone.
+    from remediation.models import ActionItem
+
+    ActionItem.objects.filter(title="Rotate the badge keys").update(owner=responder)
+    create(title="Add a pool size check", due_on=MONDAY + 2 * DAY)
+    run(MONDAY)
+    digest = sent("action-digest:", responder).get()
+    assert "Rotate the badge keys" not in digest.body
+    assert "1 action item(s)" in digest.subject
+    assert not digest.mentions.filter(pk=secret.pk).exists()
 
 
 # --- long blocks ----------------------------------------------------------------------
