@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -79,6 +80,8 @@ INSTALLED_APPS = [
     "drf_standardized_errors",
     "django_q",
     "simple_history",
+    "axes",
+    "csp",
     "incidents",
     "postmortems",
     "remediation",
@@ -87,7 +90,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The Content-Security-Policy header on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A NUL in a path or query string is a 400 before any view (PostgreSQL would 500).
+    "incidents.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -96,6 +103,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records the request's user on every history row written during the request.
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -139,6 +148,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -179,6 +194,12 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Reverse proxies in front of us, each appending the address it saw to X-Forwarded-For.
+# The API throttle and the sign-in lockout both read the client address this way.
+NUM_PROXIES = env_int("NUM_PROXIES", 0)
+if NUM_PROXIES < 0:
+    raise ImproperlyConfigured(f"NUM_PROXIES={NUM_PROXIES}: give 0 or more reverse proxies")
+
 # --- REST API ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -187,7 +208,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.api.permissions.ModelPermissions"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["incidents.api.parsers.BoundedJSONParser"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
@@ -198,9 +219,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["incidents.api.throttling.APIKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api": env_str("API_THROTTLE_RATE", "1200/min")},
     # Only trust X-Forwarded-For as far as our own proxies set it (ECOSYSTEM pitfall 9).
-    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
+    "NUM_PROXIES": NUM_PROXIES,
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "incidents.api.schema.SitrepAutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 DRF_STANDARDIZED_ERRORS = {
@@ -220,6 +241,8 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI and Redoc from our own static files: no CDN on closed networks.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No badge from swagger.io's online validator: an outside origin, and the spec is ours.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Name the error enums once instead of letting each endpoint invent its own.
@@ -283,6 +306,56 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "postmortems:list"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in lockout (django-axes), on the admin and the stakeholder sign-in alike ---
+# A username is locked after AXES_FAILURE_LIMIT failures from any address (slow guessing
+# from many machines), and an address after as many failures for any usernames (one machine
+# spraying passwords). Either lock lasts AXES_COOLOFF_MINUTES after the latest failure;
+# each try while locked, even with the right password, starts the wait again. Sessions
+# already signed in and API keys are untouched: neither goes through authenticate().
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_MINUTES = env_int("AXES_COOLOFF_MINUTES", 15)
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured(
+        f"AXES_FAILURE_LIMIT={AXES_FAILURE_LIMIT}, AXES_COOLOFF_MINUTES={AXES_COOLOFF_MINUTES}: "
+        "both must be 1 or more"
+    )
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success must not wipe the address's count: an attacker would sign in to their own
+# account between guesses at someone else's.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+# No start-up banner on every manage.py command; failures are still logged as warnings.
+AXES_VERBOSE = False
+# The client address as DRF's throttle computes it (NUM_PROXIES): without proxies the
+# TCP peer, X-Forwarded-For ignored; behind N proxies the entry the outermost one of ours
+# appended, counted from the right, so whatever a client wrote there itself is skipped.
+# Not strict: a client's own junk at the left of the header must not void the whole header.
+if NUM_PROXIES:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR",)
+    AXES_IPWARE_PROXY_COUNT = NUM_PROXIES - 1
+    IPWARE_STRICT = False
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+
+# --- Content-Security-Policy (django-csp) on every response ---
+# Our pages, the admin, Swagger UI and Redoc run only scripts served from here; an inline
+# script of ours carries django-csp's nonce. Inline styles stay allowed: severity badges,
+# the admin and Redoc set style attributes. Nothing loads from another origin. (Redoc's
+# page alone may also start its search worker from a blob: URL: config/urls.py.)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Remediation ---
 # Days from creation to an action item's default due date, by priority P1..P4.

@@ -122,6 +122,12 @@ def save_as(instance, actor, **kwargs) -> None:
     instance.save(**kwargs)
 
 
+# How far back a time given for something that already happened may go (a timeline entry,
+# a status change, a declaration), and how far ahead an update may promise the next one.
+MAX_BACKDATE = timedelta(days=365)
+NEXT_UPDATE_HORIZON = timedelta(days=7)
+
+
 def _when(
     occurred_at: datetime | None,
     now: datetime,
@@ -135,6 +141,8 @@ def _when(
         raise IncidentError("Times must include a time zone.", field=field)
     if occurred_at > now:
         raise IncidentError("Cannot be in the future.", field=field)
+    if occurred_at < now - MAX_BACKDATE:
+        raise IncidentError(f"Cannot be more than {MAX_BACKDATE.days} days ago.", field=field)
     if not_before is not None and occurred_at < not_before:
         raise IncidentError(
             f"Cannot be before {not_before:%Y-%m-%d %H:%M:%S} UTC, "
@@ -740,6 +748,12 @@ def status_update_post(
         raise IncidentError("A confidential incident cannot have public updates.", field="audience")
     if next_update_at is not None and next_update_at <= now:
         raise IncidentError("The next update must be in the future.", field="next_update_at")
+    # A promise far ahead would silence the cadence reminders for as long.
+    horizon = max(NEXT_UPDATE_HORIZON, incident.severity.update_every)
+    if next_update_at is not None and next_update_at > now + horizon:
+        raise IncidentError(
+            f"Promise the next update within {horizon.days} days.", field="next_update_at"
+        )
     if next_update_at is None and incident.is_open:
         next_update_at = now + incident.severity.update_every
     number = (incident.updates.aggregate(last=Max("number"))["last"] or 0) + 1

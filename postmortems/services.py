@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -137,6 +138,16 @@ def _tell(postmortem: PostMortem, users, subject: str, message: str, actor=None)
 def _check_can_see(incident: Incident, users: Iterable, field: str) -> None:
     for user in users:
         check_may_see(user, incident, field)
+
+
+def _may_change_postmortems(users: list) -> set[int]:
+    """Return the pks of `users` who may change post-mortems, in one query for the list
+    (has_perm costs two per user). Permissions come from Django's groups, which only
+    ModelBackend knows (the lockout backend beside it holds none)."""
+    may = get_user_model().objects.with_perm(
+        "postmortems.change_postmortem", backend="django.contrib.auth.backends.ModelBackend"
+    )
+    return set(may.filter(pk__in=[user.pk for user in users]).values_list("pk", flat=True))
 
 
 def _due_at(incident: Incident) -> datetime | None:
@@ -287,8 +298,9 @@ def postmortem_update(
     if reviewers is not None:
         reviewers = list(reviewers)
         _check_can_see(incident, reviewers, "reviewers")
+        may_approve = _may_change_postmortems(reviewers)
         for user in reviewers:
-            if not user.has_perm("postmortems.change_postmortem"):
+            if user.pk not in may_approve:
                 raise IncidentError(
                     f"{user.get_username()} may not change post-mortems, so could never "
                     "approve this one.",
@@ -339,7 +351,7 @@ def postmortem_update(
             factor = ContributingFactor(
                 postmortem=postmortem,
                 category=category,
-                description=description.strip(),
+                description=_clean_text("contributing_factors", description),
                 position=position,
             )
             save_as(factor, actor)
@@ -375,7 +387,7 @@ def contributing_factor_save(*, factor: ContributingFactor, actor=None) -> Contr
     postmortem = _lock(factor.postmortem)
     _editable(postmortem)
     _check_factor(factor.category, factor.description)
-    factor.description = factor.description.strip()
+    factor.description = _clean_text("contributing_factors", factor.description)
     save_as(factor, actor)
     _edited(postmortem, actor)
     return factor
@@ -480,7 +492,8 @@ def postmortem_approve(
     postmortem = _lock(postmortem)
     _check_status(postmortem, PMStatus.IN_REVIEW, "approve")
     _check_reviewer(postmortem, actor)
-    record = _decide(postmortem, actor, ReviewDecision.Decision.APPROVED, comment.strip())
+    comment = _clean_text("comment", comment)
+    record = _decide(postmortem, actor, ReviewDecision.Decision.APPROVED, comment)
     summary = f"Post-mortem approved by {actor.get_username()}"
     _on_timeline(postmortem, summary, actor, source, round=postmortem.review_round)
     waiting = _awaiting_approval(postmortem)
@@ -495,9 +508,9 @@ def postmortem_request_changes(
     *, postmortem: PostMortem, actor, comment: str, source: str = Source.ADMIN
 ) -> ReviewDecision:
     """Send the review back to its owner as a draft, saying what to change."""
-    comment = (comment or "").strip()
-    if not comment:
-        raise IncidentError("Say what should change.", field="comment")
+    comment = clean_text(
+        comment, field="comment", limit=TEXT_LIMIT, required="Say what should change."
+    )
     postmortem = _lock(postmortem)
     _check_status(postmortem, PMStatus.IN_REVIEW, "request changes to")
     _check_reviewer(postmortem, actor)
@@ -564,9 +577,9 @@ def postmortem_reopen(
     *, postmortem: PostMortem, reason: str, actor=None, source: str = Source.ADMIN
 ) -> PostMortem:
     """Take a published review back to draft to correct it; the reason is kept."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise IncidentError("Say why the post-mortem is reopened.", field="reason")
+    reason = clean_text(
+        reason, field="reason", limit=TEXT_LIMIT, required="Say why the post-mortem is reopened."
+    )
     postmortem = _lock(postmortem)
     _check_status(postmortem, PMStatus.PUBLISHED, "reopen")
     postmortem.status = PMStatus.DRAFT

@@ -79,3 +79,18 @@ def test_bad_boolean_is_refused():
     result = manage("check", SECRET_KEY="x" * 50, DEBUG="maybe")
     assert result.returncode != 0
     assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_check_deploy_warns_behind_a_proxy_with_no_proxy_count():
+    production = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "sitrep.example.com",
+        "HTTPS": "true",
+        "SITE_URL": "https://sitrep.example.com",
+        "BEHIND_PROXY": "true",
+    }
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **production)
+    assert result.returncode != 0
+    assert "sitrep.W002" in result.stderr + result.stdout
+    result = manage("check", "--deploy", "--fail-level", "WARNING", NUM_PROXIES="1", **production)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -5,6 +5,8 @@ mapped here: a refused value is a 400 naming the field, a clash with the inciden
 state (an illegal transition, already acknowledged) is a 409.
 """
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views import defaults
 from drf_standardized_errors.handler import ExceptionHandler
@@ -26,8 +28,20 @@ class IdempotencyKeyReused(exceptions.APIException):
     default_code = "idempotency_key_reused"
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+    def __init__(self):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(f"The request body is larger than the limit of {limit:,} bytes.")
+
+
 class SitrepExceptionHandler(ExceptionHandler):
     def convert_known_exceptions(self, exc):
+        if isinstance(exc, RequestDataTooBig):
+            # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before reading it.
+            return RequestTooLarge()
         if isinstance(exc, StateConflict):
             return Conflict(detail=exc.message)
         if isinstance(exc, IncidentError):
@@ -42,6 +56,11 @@ class _Error(serializers.Serializer):
 
 
 class ErrorResponse409Serializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
+    errors = _Error(many=True)
+
+
+class ErrorResponse413Serializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=ClientErrorEnum.choices)
     errors = _Error(many=True)
 

@@ -23,11 +23,12 @@ MAX_KEY_LENGTH = IdempotencyRecord._meta.get_field("key").max_length
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=HEADER,
-    type=str,
+    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
     location=OpenApiParameter.HEADER,
     required=False,
-    description="Any unique string (a UUID): a retry with the same key and body returns "
-    "the first response and creates nothing new. Kept for 24 hours.",
+    description=f"Any unique string of 1 to {MAX_KEY_LENGTH} characters (a UUID): a retry "
+    "with the same key and body returns the first response and creates nothing new. "
+    "Kept for 24 hours.",
 )
 
 

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from incidents.models import (
     MANUAL_TIMELINE_KINDS,
@@ -20,11 +21,12 @@ from incidents.models import (
     StatusUpdate,
     TimelineEvent,
 )
+from incidents.services import LONG_TEXT, NOTE_TEXT
 
 # Generous, but bounded: a body is a message, not a file upload.
-LONG_TEXT = 20_000
-NOTE_TEXT = 5_000
 MAX_USERS_AFFECTED = 2_000_000_000
+# Every list a client sends is capped: 10,000 services once held a worker for 5 s.
+MAX_SERVICES = 50
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -53,16 +55,92 @@ class SlugField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
+class BoundedListField(serializers.ListField):
+    """A list of at most `max_length` items, refused as a whole before any item is looked
+    at (DRF's ListField validates every item first and counts them last). Every list
+    input of the API is one of these: `max_length` is required.
+
+    A bad item is reported on the list itself, its position and field in the message:
+    the schema can name the list's fields but not a position ("factors.3.category")."""
+
+    default_error_messages = {"invalid": "Item {item}: {message}"}
+
+    def __init__(self, *, max_length: int, **kwargs):
+        super().__init__(max_length=max_length, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, list) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if not isinstance(error.detail, dict):
+                raise
+            self.fail("invalid", **_first_item_error(error.detail))
+
+
+def _first_item_error(detail: dict) -> dict:
+    """Return the first error of a list's items as {"item": "3 (category)", "message": …}."""
+    index, detail = next(iter(detail.items()))
+    fields = []
+    while isinstance(detail, dict | list):
+        if isinstance(detail, list):
+            detail = detail[0]
+            continue
+        name, detail = next(iter(detail.items()))
+        if name != api_settings.NON_FIELD_ERRORS_KEY:
+            fields.append(str(name))
+    item = f"{index} ({'.'.join(fields)})" if fields else str(index)
+    return {"item": item, "message": str(detail)}
+
+
+class SlugListField(BoundedListField):
+    """Up to `max_length` rows of `queryset` named by their `slug_field`, found with one
+    query for the whole list (SlugRelatedField(many=True) runs one per item). The error
+    names every unknown value; a value given twice counts once; the order is kept."""
+
+    default_error_messages = {"does_not_exist": "No such {kind}: {values}."}
+
+    def __init__(self, *, queryset, slug_field, max_length, **kwargs):
+        self.queryset = queryset
+        self.slug_field = slug_field
+        longest = queryset.model._meta.get_field(slug_field).max_length
+        child = serializers.CharField(max_length=longest)
+        super().__init__(child=child, max_length=max_length, **kwargs)
+
+    def get_queryset(self):
+        return self.queryset.all()
+
+    def to_internal_value(self, data):
+        values = list(dict.fromkeys(super().to_internal_value(data)))
+        rows = self.get_queryset().filter(**{f"{self.slug_field}__in": values})
+        found = {getattr(row, self.slug_field): row for row in rows}
+        unknown = [value for value in values if value not in found]
+        if unknown:
+            kind = self.queryset.model._meta.verbose_name
+            self.fail("does_not_exist", kind=kind, values=", ".join(map(repr, unknown)))
+        return [found[value] for value in values]
+
+    def to_representation(self, value):
+        return [getattr(row, self.slug_field) for row in value]
+
+
+def active_users():
+    return get_user_model().objects.filter(is_active=True)
+
+
 def username_field(**kwargs):
-    return SlugField(
-        slug_field="username",
-        queryset=get_user_model().objects.filter(is_active=True),
-        **kwargs,
-    )
+    return SlugField(slug_field="username", queryset=active_users(), **kwargs)
 
 
 def service_slugs(**kwargs):
-    return SlugField(slug_field="slug", queryset=Service.objects.all(), many=True, **kwargs)
+    return SlugListField(
+        slug_field="slug",
+        queryset=Service.objects.all(),
+        max_length=MAX_SERVICES,
+        help_text=f"Service slugs, at most {MAX_SERVICES}.",
+        **kwargs,
+    )
 
 
 # --- catalogue ------------------------------------------------------------------------

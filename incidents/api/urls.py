@@ -4,7 +4,14 @@ from . import views
 
 app_name = "api"
 
-router = DefaultRouter()
+
+class Router(DefaultRouter):
+    # The API renders JSON only, so `roles.json` would be a second name for `roles/`;
+    # DRF's suffix routes also pass a `format` argument our actions do not take (a 500).
+    include_format_suffixes = False
+
+
+router = Router()
 router.register("incidents", views.IncidentViewSet, basename="incident")
 router.register("services", views.ServiceViewSet, basename="service")
 router.register("severities", views.SeverityViewSet, basename="severity")

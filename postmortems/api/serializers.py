@@ -2,12 +2,25 @@
 
 from rest_framework import serializers
 
-from incidents.api.serializers import NOTE_TEXT, SlugField, username_field
+from incidents.api.serializers import (
+    NOTE_TEXT,
+    BoundedListField,
+    SlugField,
+    SlugListField,
+    active_users,
+    username_field,
+)
 from incidents.models import Incident
 from incidents.queries import incident_list_visible_to
 
 from ..models import SECTIONS, ContributingFactor, PostMortem, ReviewDecision, TimelineEntry
 from ..services import TEXT_LIMIT
+
+# The longest lists a PATCH takes: 40,000 related incidents once held a worker for 60 s.
+MAX_PEOPLE = 50  # reviewers, participants
+MAX_RELATED_INCIDENTS = 50
+MAX_FACTORS = 100
+MAX_TIMELINE_MARKS = 500
 
 
 def _usernames(**kwargs):
@@ -102,18 +115,36 @@ class PostMortemSerializer(serializers.ModelSerializer):
         return obj.is_overdue()
 
 
-class VisibleIncidentField(SlugField):
-    """An incident by reference, among those the caller may see (others do not exist)."""
+class _VisibleIncidents:
+    """Incidents by reference, among those the caller may see (others do not exist)."""
 
     def __init__(self, **kwargs):
-        super().__init__(queryset=Incident.objects.all(), **kwargs)
+        super().__init__(queryset=Incident.objects.all(), slug_field="reference", **kwargs)
 
     def get_queryset(self):
         return incident_list_visible_to(self.context["request"].user, super().get_queryset())
 
 
+class VisibleIncidentField(_VisibleIncidents, SlugField):
+    """An incident by reference."""
+
+
+class VisibleIncidentListField(_VisibleIncidents, SlugListField):
+    """Incidents by reference, found with one query."""
+
+
+def usernames(what: str):
+    return SlugListField(
+        slug_field="username",
+        queryset=active_users(),
+        max_length=MAX_PEOPLE,
+        required=False,
+        help_text=f"Usernames of the {what}, at most {MAX_PEOPLE}; replaces the list.",
+    )
+
+
 class PostMortemCreateSerializer(serializers.Serializer):
-    incident = VisibleIncidentField(slug_field="reference", help_text="Incident reference.")
+    incident = VisibleIncidentField(help_text="Incident reference.")
     owner = username_field(
         required=False, help_text="Username. Default: the incident's commander, or you."
     )
@@ -129,18 +160,30 @@ class TimelineMarkSerializer(serializers.Serializer):
 
 class PostMortemUpdateSerializer(serializers.Serializer):
     owner = username_field(required=False, allow_null=True)
-    reviewers = username_field(required=False, many=True)
-    participants = username_field(required=False, many=True)
-    related_incidents = VisibleIncidentField(slug_field="reference", required=False, many=True)
+    reviewers = usernames("reviewers")
+    participants = usernames("participants")
+    related_incidents = VisibleIncidentListField(
+        max_length=MAX_RELATED_INCIDENTS,
+        required=False,
+        help_text=f"Incident references, at most {MAX_RELATED_INCIDENTS}; replaces the list "
+        "(related incidents you may not see are kept).",
+    )
     due_at = serializers.DateTimeField(required=False, allow_null=True)
     review_meeting_at = serializers.DateTimeField(required=False, allow_null=True)
-    contributing_factors = ContributingFactorSerializer(
-        many=True, required=False, help_text="Replaces the whole list, in order."
+    contributing_factors = BoundedListField(
+        child=ContributingFactorSerializer(),
+        max_length=MAX_FACTORS,
+        required=False,
+        help_text=f"At most {MAX_FACTORS}; replaces the whole list, in order.",
     )
     no_action_needed = serializers.BooleanField(required=False)
     no_action_reason = serializers.CharField(max_length=NOTE_TEXT, allow_blank=True, required=False)
-    timeline = TimelineMarkSerializer(
-        many=True, required=False, help_text="Marks key events and sets commentary, by entry id."
+    timeline = BoundedListField(
+        child=TimelineMarkSerializer(),
+        max_length=MAX_TIMELINE_MARKS,
+        required=False,
+        help_text=f"Marks key events and sets commentary, by entry id; at most "
+        f"{MAX_TIMELINE_MARKS} entries at a time.",
     )
 
     def __init__(self, *args, **kwargs):

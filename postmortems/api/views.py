@@ -52,6 +52,11 @@ class PostMortemFilter(django_filters.FilterSet):
     actions=["partial_update", "submit"],
 )
 @extend_validation_errors(["invalid"], field_name="status", actions=["submit"], methods=["post"])
+@extend_validation_errors(["invalid"], field_name="owner", actions=["submit"], methods=["post"])
+# The remediation app's publish guard: "no action needed" must say why.
+@extend_validation_errors(
+    ["invalid"], field_name="no_action_reason", actions=["publish"], methods=["post"]
+)
 @extend_validation_errors(["invalid"], field_name="timeline", actions=["partial_update"])
 @extend_validation_errors(
     ["invalid"], field_name="contributing_factors", actions=["partial_update"]
@@ -60,7 +65,6 @@ class PostMortemFilter(django_filters.FilterSet):
 @extend_validation_errors(["invalid"], field_name="review_meeting_at", actions=["partial_update"])
 @extend_validation_errors(["invalid"], field_name="comment", actions=["request_changes"])
 @extend_validation_errors(["invalid"], field_name="reason", actions=["reopen"])
-@extend_validation_errors(["null_characters_not_allowed"], actions=["list"], methods=["get"])
 @extend_schema_view(
     list=extend_schema(summary="List the post-mortems you may read"),
     retrieve=extend_schema(summary="One post-mortem, by incident reference"),

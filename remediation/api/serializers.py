@@ -17,8 +17,17 @@ class ActionItemUpdateSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class OptionalURLField(serializers.URLField):
+    """A link, or null where the model keeps "" for none: a `format: uri` string must
+    not be sent as ""."""
+
+    def to_representation(self, value):
+        return value or None
+
+
 class ActionItemSerializer(serializers.ModelSerializer):
     incident = serializers.CharField(source="incident.reference")
+    tracker_url = OptionalURLField(allow_null=True, read_only=True)
     postmortem = serializers.SerializerMethodField(
         help_text="The incident reference of the review that asked for it, if any."
     )
@@ -78,13 +87,9 @@ class _ItemFields(serializers.Serializer):
 
 
 class ActionItemCreateSerializer(_ItemFields):
-    incident = VisibleIncidentField(
-        slug_field="reference", required=False, help_text="Incident reference."
-    )
+    incident = VisibleIncidentField(required=False, help_text="Incident reference.")
     postmortem = VisibleIncidentField(
-        slug_field="reference",
-        required=False,
-        help_text="Incident reference of the post-mortem that asks for it.",
+        required=False, help_text="Incident reference of the post-mortem that asks for it."
     )
 
     def validate(self, data):

@@ -64,7 +64,6 @@ class ActionItemFilter(django_filters.FilterSet):
     ["invalid"], field_name="tracker_url", actions=["create", "partial_update"]
 )
 @extend_validation_errors(["invalid"], field_name="note", actions=["updates"], methods=["post"])
-@extend_validation_errors(["null_characters_not_allowed"], actions=["list"], methods=["get"])
 @extend_schema_view(
     list=extend_schema(summary="List the action items you may see"),
     retrieve=extend_schema(summary="One action item"),

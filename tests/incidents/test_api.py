@@ -1028,10 +1028,11 @@ def test_roles_post_with_nul_in_user_is_400(commander, declare):
 
 
 @pytest.mark.parametrize("catalogue", ["services", "severities", "incident-types"])
-def test_catalogue_lookup_with_nul_is_404(commander, sev1, catalogue):
+def test_catalogue_lookup_with_nul_is_400(commander, sev1, catalogue):
     client = client_for(commander, raise_request_exception=False)
     response = client.get(f"/api/v1/{catalogue}/a%00b/")
-    assert response.status_code == 404
+    assert response.status_code == 400
+    assert errors(response) == [(None, "null_characters_not_allowed")]
 
 
 def test_timeline_post_without_summary_is_400(api, declare):

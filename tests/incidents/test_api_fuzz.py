@@ -5,6 +5,10 @@ sends generated requests (valid and invalid) with a commander's API key. Each
 response must not be a 5xx and must match the documented status codes, content
 type and body schema.
 
+A second test runs the stateful phase: scenarios of up to 8 calls along the links
+schemathesis infers from the schema (declare an incident, then acknowledge it, add to
+its timeline, assign roles…), with the same checks at every step.
+
 The schema is loaded at import time: `schemathesis.pytest.from_fixture` (the lazy
 loader) reads `request.node._nodeid`, which pytest 9 no longer has.
 """
@@ -13,7 +17,7 @@ import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -48,6 +52,38 @@ def flatmap_path_parameters(context, path_parameters):
         return st.just(path_parameters)
     real = [{**path_parameters, "reference": reference} for reference in REAL_REFERENCES]
     return st.sampled_from([*real, path_parameters])
+
+
+# Drawn at random, times and people nearly always contradict each other or the records.
+NOT_DRAWN = {"started_at", "detected_at", "commander", "owner", "postmortem"}
+
+
+def _undrawn(body: dict) -> dict:
+    return {key: value for key, value in body.items() if key not in NOT_DRAWN}
+
+
+# Bodies that name records which exist, so writes succeed (and stateful scenarios go on
+# from what they created) as well as fail; keyed by operation.
+REAL_BODIES = {
+    "POST /api/v1/incidents/": lambda body: {
+        **_undrawn(body),
+        "severity": "SEV3",
+        "type": "outage",
+        "services": ["api"],
+    },
+    "POST /api/v1/incidents/{reference}/severity/": lambda body: {**body, "severity": "SEV2"},
+    "POST /api/v1/incidents/{reference}/roles/": lambda body: {**body, "user": "bob"},
+    "POST /api/v1/action-items/": lambda body: {**_undrawn(body), "incident": REAL_REFERENCES[0]},
+}
+
+
+@schema.hook
+def flatmap_body(context, body):
+    """Half the bodies of these writes name real records; the rest stay as generated."""
+    real = REAL_BODIES.get(context.operation.label)
+    if real is None or not isinstance(body, dict) or not REAL_REFERENCES:
+        return st.just(body)
+    return st.sampled_from([real(body), body])
 
 
 @pytest.fixture
@@ -98,3 +134,40 @@ def bearer(commander):
 )
 def test_api_answers_as_its_schema_says(case, in_test_transaction, references, bearer):
     case.call_and_validate(headers=bearer, checks=CHECKS)
+
+
+# --- stateful: chains of calls that feed each other -----------------------------------
+
+# Links inferred from the schema (a created incident's reference feeds its detail, roles,
+# timeline… operations); Hypothesis then runs short scenarios along them.
+Workflows = schema.as_state_machine()
+
+
+def test_api_workflows_answer_as_its_schema_says(in_test_transaction, references, bearer):
+    class AsCommander(Workflows):
+        # Each scenario starts from the fixtures' records: Hypothesis replays a failing
+        # one to shrink it, which only works if the replay meets the same data.
+        def setup(self):
+            self.scenario = transaction.atomic()
+            self.scenario.__enter__()
+
+        def teardown(self):
+            transaction.set_rollback(True)
+            self.scenario.__exit__(None, None, None)
+
+        def get_call_kwargs(self, case):
+            return {"headers": bearer}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+    AsCommander.run(
+        settings=settings(
+            max_examples=100,
+            stateful_step_count=8,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )

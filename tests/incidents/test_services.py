@@ -400,7 +400,9 @@ def test_concurrent_declarations_get_distinct_references():
     incident_type, _ = IncidentType.objects.get_or_create(
         slug="outage", defaults=next(row for row in INCIDENT_TYPES if row["slug"] == "outage")
     )
-    declared_at = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
+    # Back-dated (its year names the references), within the year a back-date may reach.
+    declared_at = timezone.now() - timedelta(days=30)
+    year = declared_at.astimezone(UTC).year
     workers = 8
     barrier = threading.Barrier(workers)
     references, errors = [], []
@@ -430,8 +432,8 @@ def test_concurrent_declarations_get_distinct_references():
         thread.join(timeout=60)
 
     assert errors == []
-    assert sorted(references) == [f"INC-2025-{n:04d}" for n in range(1, workers + 1)]
-    assert ReferenceCounter.objects.get(year=2025).last_number == workers
+    assert sorted(references) == [f"INC-{year}-{n:04d}" for n in range(1, workers + 1)]
+    assert ReferenceCounter.objects.get(year=year).last_number == workers
 
 
 @pytest.mark.postgres
