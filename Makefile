@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench clean
+.PHONY: run test lint audit format bench bench-outbox clean
 
 # Reinstall whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -51,3 +51,7 @@ clean:
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
+
+# Recovery of the outbox after its worker is killed with SIGKILL (a real qcluster).
+bench-outbox: $(STAMP)
+	$(BIN)/python bench/outbox_recovery.py

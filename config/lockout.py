@@ -4,6 +4,12 @@ import math
 
 from axes.helpers import get_cool_off
 from django.shortcuts import render
+from rest_framework.throttling import BaseThrottle
+
+
+def client_address(request) -> str | None:
+    """The address the lockout counts: the one the API throttle counts (NUM_PROXIES)."""
+    return BaseThrottle().get_ident(request)
 
 
 def lockout_response(request, original_response=None, credentials=None):

@@ -328,16 +328,10 @@ AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
 # No start-up banner on every manage.py command; failures are still logged as warnings.
 AXES_VERBOSE = False
-# The client address as DRF's throttle computes it (NUM_PROXIES): without proxies the
-# TCP peer, X-Forwarded-For ignored; behind N proxies the entry the outermost one of ours
-# appended, counted from the right, so whatever a client wrote there itself is skipped.
-# Not strict: a client's own junk at the left of the header must not void the whole header.
-if NUM_PROXIES:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR",)
-    AXES_IPWARE_PROXY_COUNT = NUM_PROXIES - 1
-    IPWARE_STRICT = False
-else:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+# The client address is the one the API throttle counts (NUM_PROXIES): without proxies
+# the TCP peer, X-Forwarded-For ignored; behind N proxies the entry the outermost one of
+# ours appended, counted from the right, so whatever a client wrote there is skipped.
+AXES_CLIENT_IP_CALLABLE = "config.lockout.client_address"
 
 # --- Content-Security-Policy (django-csp) on every response ---
 # Our pages, the admin, Swagger UI and Redoc run only scripts served from here; an inline

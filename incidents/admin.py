@@ -6,10 +6,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.validators import validate_email
-from django.db.models import Count, Prefetch, prefetch_related_objects
+from django.db.models import Count, prefetch_related_objects
 from django.http import Http404, HttpResponseRedirect
 from django.template import Template, TemplateSyntaxError
 from django.utils import timezone
@@ -44,9 +43,11 @@ from .models import (
     TimelineEvent,
 )
 from .queries import (
+    active_users,
     incident_list_visible_to,
     notification_list_visible_to,
     user_may_see_incident,
+    visible_incidents_prefetch,
     with_commander,
 )
 from .watchdogs import next_update_due, with_last_update_due
@@ -72,8 +73,7 @@ def badge(text: str, color: str):
     )
 
 
-def active_users():
-    return get_user_model().objects.filter(is_active=True).order_by("username")
+HIDDEN_INCIDENT = "(a confidential incident)"
 
 
 class VisibleHistoryContext(HistoricalRecordContextHelper):
@@ -94,9 +94,6 @@ class VisibleHistoryContext(HistoricalRecordContextHelper):
         if isinstance(incident, Incident) and not user_may_see_incident(self.user, incident):
             return HIDDEN_INCIDENT
         return value
-
-
-HIDDEN_INCIDENT = "(a confidential incident)"
 
 
 class GuardedHistoryAdmin(SimpleHistoryAdmin):
@@ -128,9 +125,8 @@ class GuardedHistoryAdmin(SimpleHistoryAdmin):
         # links to incidents (rendered when the page shows them) only the visible ones.
         version = context.get("original")
         if version is not None:
-            visible = incident_list_visible_to(request.user, Incident.objects.order_by("pk"))
             links = [
-                Prefetch(field.name, queryset=visible)
+                visible_incidents_prefetch(request.user, field.name)
                 for field in version._meta.many_to_many
                 if field.related_model is Incident
             ]
@@ -728,7 +724,10 @@ class IncidentAdmin(ServiceBackedAdmin):
 
 class APIKeyCreateForm(forms.ModelForm):
     expires_in_days = forms.IntegerField(
-        required=False, min_value=1, help_text="Leave empty for a key that does not expire."
+        required=False,
+        min_value=1,
+        max_value=services.API_KEY_MAX_DAYS,
+        help_text="Leave empty for a key that does not expire.",
     )
 
     class Meta:
@@ -883,6 +882,9 @@ class NotificationAdmin(admin.ModelAdmin):
     list_select_related = ("incident",)
     search_fields = ("address", "subject", "incident__reference")
     readonly_fields = [field.name for field in Notification._meta.fields]
+    # The incidents a message names decide who may read it: neither shown (they would
+    # list every incident) nor editable.
+    exclude = ("mentions",)
     inlines = (DeliveryAttemptInline,)
     actions = ("retry",)
     show_full_result_count = False

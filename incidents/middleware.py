@@ -7,7 +7,8 @@ NUL = "\x00"
 
 
 class RefuseNulMiddleware:
-    """Answer 400 to a request whose path or query string holds a NUL character.
+    """Answer 400 to a request whose path or query string holds a NUL character, and
+    drop cookies that hold one.
 
     No filter, search or lookup has a use for one, and PostgreSQL refuses it in a query
     with an error (a 500), so it is turned away once here, before any view reads it.
@@ -17,6 +18,11 @@ class RefuseNulMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        # A cookie holding a NUL is no cookie of ours (the session key would reach the
+        # database with it): treat it as absent, so its owner is merely signed out.
+        request.COOKIES = {
+            name: value for name, value in request.COOKIES.items() if NUL not in name + value
+        }
         try:
             offending = _first_with_nul(request)
         except TooManyFieldsSent as error:

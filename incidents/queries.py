@@ -3,7 +3,8 @@
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.contrib.auth import get_user_model
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from .models import Incident, Notification, Role, RoleAssignment
 
@@ -36,15 +37,44 @@ def user_may_see_incident(user, incident: Incident) -> bool:
     return incident_list_visible_to(user).filter(pk=incident.pk).exists()
 
 
+def users_who_may_see(incident: Incident, users) -> set[int]:
+    """Return the pks of those among `users` who may see `incident`, in one query."""
+    pks = {user.pk for user in users}
+    if not incident.confidential:
+        return pks
+    cleared = Q(is_active=True) & (Q(is_superuser=True) | Q(groups__name=settings.SECURITY_GROUP))
+    participant = Q(pk=incident.declared_by_id) | Q(
+        pk__in=RoleAssignment.objects.filter(incident=incident).values("user_id")
+    )
+    may = get_user_model().objects.filter(pk__in=pks).filter(cleared | participant)
+    return set(may.values_list("pk", flat=True))
+
+
+def visible_incidents_prefetch(user, lookup: str) -> Prefetch:
+    """Prefetch the incidents behind `lookup` (a many-to-many), keeping only those
+    `user` may see: a page may render a row that links an incident it must not name."""
+    visible = incident_list_visible_to(user, Incident.objects.order_by("reference"))
+    return Prefetch(lookup, queryset=visible)
+
+
+def active_users() -> QuerySet:
+    """People who can be given a role, a review or an item, by username."""
+    return get_user_model().objects.filter(is_active=True).order_by("username")
+
+
 def notification_list_visible_to(user, queryset: QuerySet | None = None) -> QuerySet:
-    """Return the outbox rows `user` may read: those sent to them, and those whose
-    incident and every incident they mention `user` may see (superusers: all)."""
+    """Return the outbox rows `user` may read: those sent to them, and those about
+    incidents `user` may see — its incident, and every incident it mentions; a message
+    about no incident that names none is for its recipient alone (superusers: all)."""
     queryset = Notification.objects.all() if queryset is None else queryset
     if user.is_superuser:
         return queryset
     visible = incident_list_visible_to(user).values("pk")
     hidden = Incident.objects.exclude(pk__in=visible).values("pk")
-    about_visible = (Q(incident__isnull=True) | Q(incident__in=visible)) & ~Q(mentions__in=hidden)
+    names_some = Notification.mentions.through.objects.values("notification_id")
+    about_visible = (Q(incident__in=visible) | Q(incident__isnull=True, pk__in=names_some)) & ~Q(
+        mentions__in=hidden
+    )
     return queryset.filter(Q(recipient=user) | about_visible)
 
 

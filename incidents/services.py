@@ -37,7 +37,7 @@ from .models import (
     StatusUpdate,
     TimelineEvent,
 )
-from .queries import user_may_see_incident
+from .queries import users_who_may_see
 
 # The lifecycle, in one table: from each status, where an incident may go next.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -234,6 +234,8 @@ def check_times(
             raise IncidentError("Times must include a time zone.", field=name)
         if value > now:
             raise IncidentError("Cannot be in the future.", field=name)
+        if value < now - MAX_BACKDATE:
+            raise IncidentError(f"Cannot be more than {MAX_BACKDATE.days} days ago.", field=name)
     if detected_at < started_at:
         raise IncidentError("Detection cannot come before the impact started.", field="detected_at")
     if declared_at is not None and detected_at > declared_at:
@@ -260,12 +262,21 @@ def clean_text(value, *, field: str, limit: int, required: str | None = None) ->
 
 def check_may_see(user, incident: Incident, field: str) -> None:
     """Refuse to give `user` a part in a confidential incident they may not read."""
-    if not user_may_see_incident(user, incident):
-        raise IncidentError(
-            f"{user.get_username()} may not see confidential {incident.reference}; "
-            "give them a role on the incident first.",
-            field=field,
-        )
+    check_all_may_see([user], incident, field)
+
+
+def check_all_may_see(users, incident: Incident, field: str) -> None:
+    """Refuse to give `users` a part in a confidential incident that any of them may
+    not read (one query for the lot)."""
+    users = list(users)
+    allowed = users_who_may_see(incident, users)
+    for user in users:
+        if user.pk not in allowed:
+            raise IncidentError(
+                f"{user.get_username()} may not see confidential {incident.reference}; "
+                "give them a role on the incident first.",
+                field=field,
+            )
 
 
 def _check_title(title: str) -> str:
@@ -789,6 +800,8 @@ def status_update_post(
 # --- API keys -------------------------------------------------------------------------
 
 API_KEY_PREFIX = "sitrep_"
+# Ten years: a key meant to last longer should not expire (leave the days empty).
+API_KEY_MAX_DAYS = 3650
 
 
 def hash_api_key(plaintext: str) -> str:
@@ -806,8 +819,10 @@ def api_key_create(
         limit=APIKey._meta.get_field("name").max_length,
         required="Name the key after what will use it.",
     )
-    if expires_in_days is not None and expires_in_days < 1:
-        raise IncidentError("Must be at least 1 day.", field="expires_in_days")
+    if expires_in_days is not None and not 1 <= expires_in_days <= API_KEY_MAX_DAYS:
+        raise IncidentError(
+            f"Must be from 1 to {API_KEY_MAX_DAYS:,} days.", field="expires_in_days"
+        )
     if not user.is_active:
         raise IncidentError(f"{user.get_username()} is not an active user.", field="user")
     acting = acting_user(actor)

@@ -12,11 +12,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from incidents import admin as incidents_admin
-from incidents.admin import ServiceBackedAdmin, active_users, badge
+from incidents.admin import ServiceBackedAdmin, badge
 from incidents.errors import IncidentError
 from incidents.formatting import short_duration
 from incidents.models import Incident
-from incidents.queries import incident_list_visible_to
+from incidents.queries import active_users, incident_list_visible_to
 
 from . import services
 from .models import (

@@ -1,9 +1,8 @@
 """Reads shared by the admin, the API and the stakeholder pages."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 
-from incidents.models import Incident
-from incidents.queries import incident_list_visible_to
+from incidents.queries import incident_list_visible_to, visible_incidents_prefetch
 
 from .models import PostMortem
 
@@ -21,5 +20,4 @@ def postmortem_list_visible_to(user, queryset: QuerySet | None = None) -> QueryS
 def with_visible_related(user, queryset: QuerySet) -> QuerySet:
     """Prefetch each review's related incidents, keeping only those `user` may see
     (a public review may point at a confidential incident)."""
-    visible = incident_list_visible_to(user, Incident.objects.order_by("reference"))
-    return queryset.prefetch_related(Prefetch("related_incidents", queryset=visible))
+    return queryset.prefetch_related(visible_incidents_prefetch(user, "related_incidents"))

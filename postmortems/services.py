@@ -20,7 +20,7 @@ from incidents.models import Incident, Role, Source, Status, TimelineEvent
 from incidents.queries import incident_list_visible_to, user_may_see_incident
 from incidents.services import (
     acting_user,
-    check_may_see,
+    check_all_may_see,
     clean_text,
     save_as,
     timeline_record,
@@ -44,6 +44,7 @@ EDITABLE_FIELDS = frozenset(
     {*SECTIONS, "owner", "due_at", "review_meeting_at", "no_action_needed", "no_action_reason"}
 )
 TEXT_LIMIT = 50_000
+DATES_WINDOW = timedelta(days=365)
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -135,11 +136,6 @@ def _tell(postmortem: PostMortem, users, subject: str, message: str, actor=None)
         )
 
 
-def _check_can_see(incident: Incident, users: Iterable, field: str) -> None:
-    for user in users:
-        check_may_see(user, incident, field)
-
-
 def _may_change_postmortems(users: list) -> set[int]:
     """Return the pks of `users` who may change post-mortems, in one query for the list
     (has_perm costs two per user). Permissions come from Django's groups, which only
@@ -225,7 +221,7 @@ def postmortem_create(
         )
     owner = owner or _current_commander(incident) or acting_user(actor)
     if owner is not None:
-        _check_can_see(incident, [owner], "owner")
+        check_all_may_see([owner], incident, "owner")
     postmortem = PostMortem(incident=incident, owner=owner)
     save_as(postmortem, actor)
     _sync(postmortem, actor)
@@ -291,13 +287,18 @@ def postmortem_update(
             changes[name] = _clean_text(name, changes[name])
     owner = changes.get("owner", postmortem.owner)
     if "owner" in changes and owner is not None:
-        _check_can_see(incident, [owner], "owner")
+        check_all_may_see([owner], incident, "owner")
+    now = timezone.now()
     for name in ("due_at", "review_meeting_at"):
-        if changes.get(name) is not None and timezone.is_naive(changes[name]):
+        when = changes.get(name)
+        if when is not None and timezone.is_naive(when):
             raise IncidentError("Times must include a time zone.", field=name)
+        # A date years away would keep the review from ever being overdue.
+        if when is not None and not now - DATES_WINDOW <= when <= now + DATES_WINDOW:
+            raise IncidentError(f"Must be within {DATES_WINDOW.days} days of today.", field=name)
     if reviewers is not None:
         reviewers = list(reviewers)
-        _check_can_see(incident, reviewers, "reviewers")
+        check_all_may_see(reviewers, incident, "reviewers")
         may_approve = _may_change_postmortems(reviewers)
         for user in reviewers:
             if user.pk not in may_approve:

@@ -13,9 +13,9 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from incidents.admin import ServiceBackedAdmin, active_users, badge
+from incidents.admin import ServiceBackedAdmin, badge
 from incidents.models import Incident, Service, Severity
-from incidents.queries import incident_list_visible_to
+from incidents.queries import active_users, incident_list_visible_to
 from postmortems import admin as postmortems_admin
 from postmortems.models import PostMortem
 from postmortems.queries import postmortem_list_visible_to

@@ -123,7 +123,7 @@ def send_due_this_week_digest(now: datetime | None = None) -> int:
             f"action-digest:{owner.pk}:{year}-W{week:02d}",
             f"Due this week: {len(items)} action item(s)",
             "Your action items due in the next 7 days:\n\n" + "\n".join(lines),
-            mentions={item.incident_id: item.incident for item in items}.values(),
+            mentions={item.incident for item in items},
         )
     return sent
 

@@ -86,6 +86,9 @@ def build_world(django_user_model) -> World:
     w.cso = make_user(U, "cso", "Responders", is_staff=True)
     # The personas.
     w.outsider = make_user(U, "mallory", "Responders", is_staff=True)
+    # A commander outside the incident: may change what Responders only view, so the
+    # editable forms (and their pickers) are walked too.
+    w.outside_commander = make_user(U, "oscar", "Incident commanders", is_staff=True)
     w.stakeholder = make_user(U, "sam", "Stakeholders")
     w.control = make_user(U, "carol", "Security", is_staff=True)
 
@@ -494,6 +497,7 @@ def test_no_page_shows_a_confidential_incident_to_those_who_may_not_see_it(
 
     personas = {
         "outsider": client_for(w.outsider),
+        "outside commander": client_for(w.outside_commander),
         "stakeholder": client_for(w.stakeholder),
         "anonymous": client_for(None),
     }

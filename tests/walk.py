@@ -83,8 +83,10 @@ class Rows:
             )
         return self._tainted[model]
 
-    def linked(self, model) -> set:
-        """Return the pks of rows that point (foreign key, many-to-many) at a marked row."""
+    def linked(self, model, targets_of=None) -> set:
+        """Return the pks of rows that point (foreign key, many-to-many) at a marked row
+        (or, with `targets_of`, at the rows it names for a model)."""
+        targets_of = targets_of or self.tainted
         pks: set = set()
         for f in model._meta.get_fields():
             if not (
@@ -93,7 +95,7 @@ class Rows:
                 continue
             if f.related_model is None or f.related_model is model:
                 continue
-            targets = self.tainted(f.related_model)
+            targets = targets_of(f.related_model)
             if targets:
                 pks |= set(
                     model._default_manager.filter(**{f"{f.name}__in": targets}).values_list(
@@ -104,11 +106,13 @@ class Rows:
 
     def walked(self, model) -> list:
         """Return the pks of the rows to visit: those holding the marker, those pointing
-        at one, those the test names, and the first row (every page renders once)."""
+        at one, those the test names and those pointing at them (rows others may open,
+        whose pages may name the marked ones), and the first row (every page renders)."""
         if model not in self._walked:
             first = model._default_manager.order_by("pk").values_list("pk", flat=True)[:1]
             pks = self.tainted(model) | self.linked(model) | set(first)
             pks |= set(self.also.get(model, ()))
+            pks |= self.linked(model, lambda related: set(self.also.get(related, ())))
             self._walked[model] = sorted(pks, key=str)
         return self._walked[model]
 

@@ -1,6 +1,5 @@
 """Shapes of the API: input serializers validate, output serializers describe."""
 
-from django.contrib.auth import get_user_model
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -21,6 +20,7 @@ from incidents.models import (
     StatusUpdate,
     TimelineEvent,
 )
+from incidents.queries import active_users
 from incidents.services import LONG_TEXT, NOTE_TEXT
 
 # Generous, but bounded: a body is a message, not a file upload.
@@ -123,10 +123,6 @@ class SlugListField(BoundedListField):
 
     def to_representation(self, value):
         return [getattr(row, self.slug_field) for row in value]
-
-
-def active_users():
-    return get_user_model().objects.filter(is_active=True)
 
 
 def username_field(**kwargs):

@@ -7,11 +7,10 @@ from incidents.api.serializers import (
     BoundedListField,
     SlugField,
     SlugListField,
-    active_users,
     username_field,
 )
 from incidents.models import Incident
-from incidents.queries import incident_list_visible_to
+from incidents.queries import active_users, incident_list_visible_to
 
 from ..models import SECTIONS, ContributingFactor, PostMortem, ReviewDecision, TimelineEntry
 from ..services import TEXT_LIMIT

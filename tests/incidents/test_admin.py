@@ -7,6 +7,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from incidents import services
 from incidents.models import Incident, Role, Status, TimelineEvent
@@ -384,8 +385,12 @@ def test_service_refusal_on_change_page_is_explained_and_saves_nothing(
 
 def test_times_out_of_order_on_change_page_are_refused(commander_client, declare):
     incident = declare()
+    yesterday = timezone.localtime() - timedelta(days=1)  # before the impact started (now)
     response = submit_change(
-        commander_client, incident, detected_at_0="2020-01-01", detected_at_1="00:00:00"
+        commander_client,
+        incident,
+        detected_at_0=f"{yesterday:%Y-%m-%d}",
+        detected_at_1=f"{yesterday:%H:%M:%S}",
     )
     assert response.status_code == 200
     assert "Detection cannot come before the impact started." in response.content.decode()

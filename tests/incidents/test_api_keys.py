@@ -58,7 +58,7 @@ def test_create_api_key_command_prints_key_on_last_line(commander):
     "args, message",
     [
         (["ghost"], "No user named 'ghost'"),
-        (["alice", "--expires-in-days", "0"], "at least 1 day"),
+        (["alice", "--expires-in-days", "0"], "Must be from 1 to 3,650 days"),
         (["alice", "--name", " "], "Name the key"),
     ],
 )
@@ -128,3 +128,20 @@ def test_prune_forgets_records_older_than_a_day(commander):
 def test_prune_schedule_exists_after_migrate(db):
     schedule = Schedule.objects.get(func="incidents.tasks.prune_idempotency_records")
     assert schedule.schedule_type == Schedule.HOURLY
+
+
+@pytest.mark.parametrize("days", [0, services.API_KEY_MAX_DAYS + 1, 99_999_999_999])
+def test_an_expiry_out_of_range_is_refused(commander, days):
+    with pytest.raises(services.IncidentError) as refused:
+        services.api_key_create(user=commander, name="far future", expires_in_days=days)
+    assert refused.value.field == "expires_in_days"
+
+
+def test_the_admin_refuses_an_expiry_too_far_ahead_instead_of_failing(client, commander):
+    client.force_login(commander)
+    response = client.post(
+        reverse("admin:incidents_apikey_add"),
+        {"name": "far future", "user": commander.pk, "expires_in_days": "99999999999"},
+    )
+    assert response.status_code == 200
+    assert "Ensure this value is less than or equal to 3650." in response.content.decode()

@@ -17,6 +17,7 @@ import pytest
 import time_machine
 from django.core import mail
 from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -917,3 +918,31 @@ def test_deliveries_are_queued_with_their_own_time_limit():
     queued.assert_called_once_with(
         "incidents.tasks.deliver_notification", 7, timeout=notifications.DELIVERY_TIMEOUT
     )
+
+
+def test_a_message_about_no_incident_that_names_none_is_for_its_recipient_alone(
+    client, commander, responder, outsider
+):
+    with transaction.atomic():
+        [message] = notifications.notify(
+            None, Event.FOLLOW_UP, users=[responder], subject="A note for Bob", message="Hi"
+        )
+    url = reverse("admin:incidents_notification_change", args=[message.pk])
+    for user, status in ((outsider, 302), (commander, 302), (responder, 200)):
+        user.groups.add(*commander.groups.all())  # every one may view the outbox
+        client.force_login(user)
+        assert client.get(url).status_code == status, user
+    assert Notification.objects.filter(pk=message.pk).exists()
+
+
+def test_the_outbox_page_lists_no_incidents_to_pick(client, commander, declare):
+    incident = declare(title="Checkout returns 502")
+    with transaction.atomic():
+        [message] = notifications.notify(
+            incident, Event.STATUS_UPDATE, users=[commander], message="x"
+        )
+    client.force_login(commander)
+    body = client.get(
+        reverse("admin:incidents_notification_change", args=[message.pk])
+    ).content.decode()
+    assert 'name="mentions"' not in body

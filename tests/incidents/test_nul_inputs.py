@@ -53,3 +53,12 @@ def test_public_pages_refuse_nul_too(client, db):
 
 def test_ordinary_queries_pass(admin_client, db):
     assert admin_client.get("/admin/incidents/incident/?q=db-7").status_code == 200
+
+
+def test_a_cookie_holding_a_nul_is_dropped_not_looked_up(client, admin_user):
+    # Django decodes the octal escape into a NUL in the session key; PostgreSQL would
+    # refuse the lookup with a 500. Such a cookie counts as none: signed out.
+    response = client.get("/admin/", HTTP_COOKIE='sessionid="abcdefgh\\000ijkl"')
+    assert response.status_code == 302
+    assert response.url.startswith("/admin/login/")
+    assert client.get("/status/", HTTP_COOKIE='csrftoken="a\\000b"').status_code == 200

@@ -970,3 +970,10 @@ def test_detection_after_declaration_is_refused(declare):
     with time_machine.travel(T0 + 60 * MINUTE, tick=False):
         with pytest.raises(IncidentError, match="after the incident was declared"):
             declare(declared_at=T0, detected_at=T0 + 30 * MINUTE, started_at=T0)
+
+
+def test_impact_times_cannot_reach_back_further_than_a_year(declare):
+    long_ago = timezone.now() - services.MAX_BACKDATE - timedelta(days=1)
+    with pytest.raises(IncidentError) as refused:
+        declare(started_at=long_ago)
+    assert refused.value.field == "started_at"

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from django.utils import timezone
 
 from incidents import notifications
 from incidents import services as incident_services
@@ -1329,3 +1330,18 @@ def test_a_review_that_fails_to_start_keeps_the_incident_unresolved(
     assert incident.resolved_at is None
     assert TimelineEvent.objects.filter(incident=incident).count() == events
     assert not PostMortem.objects.filter(incident=incident).exists()
+
+
+@pytest.mark.parametrize("field", ["due_at", "review_meeting_at"])
+@pytest.mark.parametrize("years", [-2, 2, 7000])
+def test_review_dates_stay_within_a_year_of_today(postmortem, field, years):
+    # A due date years away would keep the review from ever being overdue.
+    try:
+        when = timezone.now() + timedelta(days=365 * years)
+    except OverflowError:
+        when = datetime(9999, 12, 31, tzinfo=UTC)
+    with pytest.raises(IncidentError) as refused:
+        services.postmortem_update(postmortem=postmortem, **{field: when})
+    assert refused.value.field == field
+    soon = timezone.now() + timedelta(days=30)
+    services.postmortem_update(postmortem=postmortem, **{field: soon})
