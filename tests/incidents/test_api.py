@@ -1090,6 +1090,29 @@ def schema(db):
     return response.json()
 
 
+def test_schema_is_generated_once_per_process(db, monkeypatch):
+    from drf_spectacular.generators import SchemaGenerator
+
+    from incidents.api.docs import CachedSchemaView
+
+    monkeypatch.setattr(CachedSchemaView, "_schemas", {})
+    generated = []
+    original = SchemaGenerator.get_schema
+    monkeypatch.setattr(
+        SchemaGenerator,
+        "get_schema",
+        lambda self, *args, **kwargs: generated.append(1) or original(self, *args, **kwargs),
+    )
+    client = APIClient()
+    first = client.get("/api/schema/", {"format": "json"})
+    again = client.get("/api/schema/", {"format": "json"})
+    as_yaml = client.get("/api/schema/")
+    assert first.status_code == again.status_code == as_yaml.status_code == 200
+    assert first.json() == again.json()
+    assert as_yaml["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert len(generated) == 1
+
+
 def test_schema_is_openapi_3_and_served_to_anyone(schema):
     assert schema["openapi"].startswith("3.")
     assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
