@@ -233,20 +233,21 @@ def build_world(django_user_model) -> World:
 
     # Public incidents whose reviews name the confidential one as related: one
     # published (read-only pages), one still a draft (editable forms).
-    public = incidents.incident_declare(
-        title="Checkout returns 502",
-        severity=sev2,
-        incident_type=outage,
-        services=[api],
-        commander=w.alice,
-        actor=w.alice,
-    )
-    incidents.status_update_post(
-        incident=public,
-        audience=Audience.PUBLIC,
-        summary="We are looking into failed payments.",
-        actor=w.alice,
-    )
+    def declare_public(title: str, update: str) -> Incident:
+        incident = incidents.incident_declare(
+            title=title,
+            severity=sev2,
+            incident_type=outage,
+            services=[api],
+            commander=w.alice,
+            actor=w.alice,
+        )
+        incidents.status_update_post(
+            incident=incident, audience=Audience.PUBLIC, summary=update, actor=w.alice
+        )
+        return incident
+
+    public = declare_public("Checkout returns 502", "We are looking into failed payments.")
     incidents.incident_acknowledge(incident=public, actor=w.alice)
     incidents.incident_transition(incident=public, to_status=Status.RESOLVED, actor=w.alice)
     public_pm = PostMortem.objects.get(incident=public)
@@ -268,20 +269,7 @@ def build_world(django_user_model) -> World:
     reviews.postmortem_approve(postmortem=public_pm, actor=w.rita)
     reviews.postmortem_publish(postmortem=public_pm, actor=w.alice)
 
-    open_public = incidents.incident_declare(
-        title="Search is slow",
-        severity=sev2,
-        incident_type=outage,
-        services=[api],
-        commander=w.alice,
-        actor=w.alice,
-    )
-    incidents.status_update_post(
-        incident=open_public,
-        audience=Audience.PUBLIC,
-        summary="Searches take up to 10 seconds.",
-        actor=w.alice,
-    )
+    open_public = declare_public("Search is slow", "Searches take up to 10 seconds.")
     draft_pm = reviews.postmortem_create(incident=open_public, actor=w.alice)
     reviews.postmortem_update(
         postmortem=draft_pm,
