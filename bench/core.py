@@ -51,7 +51,7 @@ def row(name, samples, unit="ms"):
 
 def main():
     from incidents import services
-    from incidents.models import IncidentType, Service, Severity
+    from incidents.models import IncidentType, Service, Severity, Source
 
     severities = list(Severity.objects.all())
     outage = IncidentType.objects.get(slug="outage")
@@ -70,11 +70,12 @@ def main():
             services=[api],
             commander=commander,
             actor=commander,
+            source=Source.ADMIN,
         )
         declare_ms.append((time.perf_counter() - start) * 1000)
         if number % 2:
             start = time.perf_counter()
-            services.incident_acknowledge(incident=incident, actor=commander)
+            services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
             ack_ms.append((time.perf_counter() - start) * 1000)
 
     client = Client()

@@ -59,6 +59,7 @@ from incidents.models import (  # noqa: E402
     IncidentType,
     Notification,
     Severity,
+    Source,
 )
 
 
@@ -146,6 +147,7 @@ def main():
         title="Outbox recovery bench",
         severity=Severity.objects.get(key="SEV3"),
         incident_type=IncidentType.objects.get(slug="outage"),
+        source=Source.SYSTEM,
     )
     with transaction.atomic():
         rows = notifications.notify(

@@ -257,7 +257,8 @@ SPECTACULAR_SETTINGS = {
             )
         },
         "IncidentStatusEnum": "incidents.models.Status.choices",
-        "TimelineKindEnum": "incidents.models.TIMELINE_KINDS",
+        # Every kind the installed apps register (read once the apps are ready).
+        "TimelineKindEnum": "incidents.extensions.timeline_kind_choices",
         "ManualTimelineKindEnum": "incidents.models.MANUAL_TIMELINE_KINDS",
         "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
         "FactorCategoryEnum": "postmortems.models.ContributingFactor.Category",

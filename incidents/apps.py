@@ -7,9 +7,16 @@ class IncidentsConfig(AppConfig):
     verbose_name = "Incidents"
 
     def ready(self):
-        from . import checks  # noqa: F401 - registers the deploy checks
+        from . import (
+            checks,  # noqa: F401 - registers the deploy checks
+            extensions,
+        )
+        from .models import Notification, TimelineEvent
         from .schedules import ensure_schedules
         from .setup import ensure_default_groups
+
+        # The core's own words come first; the apps after it add theirs.
+        extensions.register_vocabulary(kinds=TimelineEvent.Kind, events=Notification.Event)
 
         # Permissions only exist after migrate's own post_migrate step, so groups are
         # filled in then rather than in a data migration; schedules live beside them.

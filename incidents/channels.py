@@ -1,4 +1,5 @@
-"""Delivery channels. A new channel is one class with `kind` and `send()`, registered."""
+"""Delivery channels. A new channel is one class with `kind`, `check_address()` and
+`send()`, registered."""
 
 import hashlib
 import hmac
@@ -7,7 +8,11 @@ import time
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
+from django.core.validators import validate_email
+
+from .errors import DomainError
 
 CHANNELS: dict[str, "Channel"] = {}
 
@@ -28,6 +33,10 @@ def register(cls):
 class Channel:
     kind: str
 
+    def check_address(self, address: str) -> None:
+        """Refuse an address this channel cannot deliver to (field "address")."""
+        raise NotImplementedError
+
     def send(self, notification) -> int | None:
         """Deliver the message or raise DeliveryError; return the HTTP status if any."""
         raise NotImplementedError
@@ -37,6 +46,11 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     """Return the X-Sitrep-Signature value: HMAC-SHA256 of "<timestamp>.<body>"."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def _check_url(address: str) -> None:
+    if not address.startswith(("https://", "http://")):
+        raise DomainError("Enter the http(s):// URL to post to.", field="address")
 
 
 def _post(url: str, body: bytes, headers: dict) -> int:
@@ -57,6 +71,12 @@ def _post(url: str, body: bytes, headers: dict) -> int:
 class EmailChannel(Channel):
     kind = "email"
 
+    def check_address(self, address):
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise DomainError("Enter an email address.", field="address") from None
+
     def send(self, notification):
         message = EmailMessage(
             subject=notification.subject,
@@ -75,6 +95,9 @@ class EmailChannel(Channel):
 class WebhookChannel(Channel):
     kind = "webhook"
 
+    def check_address(self, address):
+        _check_url(address)
+
     def send(self, notification):
         body = json.dumps(notification.payload, sort_keys=True).encode()
         headers = {
@@ -91,6 +114,9 @@ class WebhookChannel(Channel):
 @register
 class SlackChannel(Channel):
     kind = "slack"
+
+    def check_address(self, address):
+        _check_url(address)
 
     def send(self, notification):
         text = f"*{notification.subject}*\n{notification.body}"

@@ -1,8 +1,9 @@
-"""Domain errors: raised by services, turned into messages by admin, API and CLI."""
+"""Domain errors: raised by the services of every app, turned into messages by admin,
+API and CLI."""
 
 
-class IncidentError(Exception):
-    """A request the incident rules refuse; nothing was changed."""
+class DomainError(Exception):
+    """A request the rules refuse; nothing was changed. `field` names the input at fault."""
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -10,7 +11,7 @@ class IncidentError(Exception):
         self.field = field
 
 
-class StateConflict(IncidentError):
+class StateConflict(DomainError):
     """The request is well-formed but clashes with the incident's current state."""
 
 

@@ -1,7 +1,9 @@
 """The notification outbox.
 
 Services call `notify()` inside their transaction: it writes one Notification row per
-recipient, so a message exists exactly when its cause does. Delivery happens later, in
+recipient, so a message exists exactly when its cause does (`notify_many()` writes many
+messages at once, a watchdog's round: a few queries whatever the number of messages and
+recipients). Delivery happens later, in
 a django-q2 worker (`deliver()`), with retries and backoff recorded on the row; the
 sweeper re-queues what is due and what a dead worker left half-sent. Delivery is
 at-least-once: every attempt carries the same idempotency key.
@@ -10,16 +12,21 @@ at-least-once: every attempt carries the same idempotency key.
 import contextlib
 import logging
 import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.template import Context, Template
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from .channels import CHANNELS, DeliveryError
 from .errors import StateConflict
+from .extensions import notification_events
 from .models import (
     ChannelKind,
     DeliveryAttempt,
@@ -27,6 +34,7 @@ from .models import (
     MessageTemplate,
     Notification,
     Role,
+    RoleAssignment,
     StakeholderGroup,
 )
 
@@ -56,25 +64,80 @@ def muted():
 
 # --- writing --------------------------------------------------------------------------
 
+STANDARD_TEMPLATE = "incident-notification"
+CRITICAL_TEMPLATE = "critical-incident-notification"
 
-def template_context(incident: Incident, message: str = "", next_update_at=None) -> dict:
+
+@dataclass(frozen=True)
+class Message:
+    """What one `notify()` call writes: an event, to `users` and `targets` if given, else
+    to the matrix's groups for the incident (see `notify` for the rest)."""
+
+    incident: Incident | None
+    event: str
+    message: str = ""
+    users: Iterable | None = None
+    targets: Iterable = ()
+    next_update_at: datetime | None = None
+    dedup_prefix: str | None = None
+    subject: str | None = None
+    mentions: Iterable = ()
+
+
+class _Facts:
+    """The services and commander of the incidents a batch of messages is about, read
+    for all of them in one query at the first use, and not at all if no template names
+    them."""
+
+    def __init__(self, incidents):
+        self._ids = {incident.pk for incident in incidents if incident is not None}
+        self._services: dict[int, list[str]] = defaultdict(list)
+        self._commanders: dict[int, str | None] | None = None
+
+    def _load(self) -> None:
+        commander = RoleAssignment.objects.filter(
+            incident=OuterRef("pk"), role=Role.COMMANDER, relieved_at__isnull=True
+        ).values("user__username")[:1]
+        rows = (
+            Incident.objects.filter(pk__in=self._ids)
+            .annotate(commander=Subquery(commander))
+            .order_by("pk", "services__name")  # one row per service, or one without
+            .values_list("pk", "commander", "services__name")
+        )
+        self._commanders = {}
+        for pk, username, service in rows:
+            self._commanders[pk] = username
+            if service is not None:
+                self._services[pk].append(service)
+
+    def services(self, incident: Incident) -> list[str]:
+        if self._commanders is None:
+            self._load()
+        return self._services.get(incident.pk, [])
+
+    def commander(self, incident: Incident) -> str | None:
+        if self._commanders is None:
+            self._load()
+        return self._commanders.get(incident.pk)
+
+
+def template_context(
+    incident: Incident, message: str = "", next_update_at=None, facts: _Facts | None = None
+) -> dict:
+    facts = facts or _Facts([incident])
     return {
         "incident": incident,
-        "services": [service.name for service in incident.services.all()],
-        "commander": incident.roles.filter(role=Role.COMMANDER, relieved_at__isnull=True)
-        .values_list("user__username", flat=True)
-        .first(),
+        # Callables, which a template calls only if it names them (the standard
+        # notification names neither): no query for what the message does not say.
+        "services": lambda: facts.services(incident),
+        "commander": lambda: facts.commander(incident),
         "message": message,
         "next_update_at": next_update_at,
     }
 
 
-def render_template(slug: str, incident: Incident, **extra) -> tuple[str, str] | None:
-    """Return (subject, body) of the message template `slug`, or None if it is gone."""
-    template = MessageTemplate.objects.filter(slug=slug).first()
-    if template is None:
-        return None
-    context = Context(template_context(incident, **extra), autoescape=False)
+def _render_with(template: MessageTemplate, context: dict) -> tuple[str, str]:
+    context = Context(context, autoescape=False)
     # Messages cross time zones: the templates print times in UTC and say so.
     with timezone.override(UTC):
         subject = Template(template.subject).render(context).strip().replace("\n", " ")
@@ -82,32 +145,202 @@ def render_template(slug: str, incident: Incident, **extra) -> tuple[str, str] |
     return subject[:300], body
 
 
-def _render(incident: Incident, message: str, next_update_at: datetime | None):
-    extra = {"message": message, "next_update_at": next_update_at}
-    critical = incident.severity.rank == 1
-    rendered = (
-        critical and render_template("critical-incident-notification", incident, **extra)
-    ) or render_template("incident-notification", incident, **extra)
-    # Someone deleted the defaults: still say something useful.
-    return rendered or (f"{incident.reference}: {incident.title}", message)
+def render_template(slug: str, incident: Incident, **extra) -> tuple[str, str] | None:
+    """Return (subject, body) of the message template `slug`, or None if it is gone."""
+    template = MessageTemplate.objects.filter(slug=slug).first()
+    if template is None:
+        return None
+    return _render_with(template, template_context(incident, **extra))
+
+
+class _Renderer:
+    """Render the incident notification of each message of a batch: the templates are
+    read once for the batch, the incidents' facts once if a template needs them."""
+
+    def __init__(self, messages: list[Message]):
+        self._facts = _Facts(message.incident for message in messages)
+        self._templates: dict[str, MessageTemplate] | None = None
+
+    def render(self, message: Message) -> tuple[str, str]:
+        if message.subject is not None:
+            return message.subject, message.message
+        incident = message.incident
+        if self._templates is None:
+            self._templates = {
+                template.slug: template
+                for template in MessageTemplate.objects.filter(
+                    slug__in=[CRITICAL_TEMPLATE, STANDARD_TEMPLATE]
+                )
+            }
+        template = (
+            incident.severity.rank == 1 and self._templates.get(CRITICAL_TEMPLATE)
+        ) or self._templates.get(STANDARD_TEMPLATE)
+        if template is None:  # someone deleted the defaults: still say something useful
+            return f"{incident.reference}: {incident.title}", message.message
+        context = template_context(
+            incident, message.message, message.next_update_at, facts=self._facts
+        )
+        return _render_with(template, context)
 
 
 def _stakeholder_recipients(incident: Incident) -> list[tuple]:
-    """Return (channel, address, user, target) for every group the matrix names."""
-    groups = StakeholderGroup.objects.filter(
-        severities=incident.severity, via_status_page=False
-    ).prefetch_related("members", "targets")
+    """Return (channel, address, user, target) for every group the matrix names, group
+    by group (its members, then its targets): two queries however large the matrix."""
+    groups = StakeholderGroup.objects.filter(severities=incident.severity_id, via_status_page=False)
     if incident.confidential:
         groups = groups.filter(confidential_ok=True)
-    recipients = []
-    for group in groups:
-        for user in group.members.all():
-            if user.is_active and user.email:
-                recipients.append((ChannelKind.EMAIL, user.email, user, None))
-        for target in group.targets.all():
-            if target.enabled:
-                recipients.append((target.kind, target.address, None, target))
-    return recipients
+    members = (
+        StakeholderGroup.members.through.objects.filter(
+            stakeholdergroup__in=groups, user__is_active=True
+        )
+        .exclude(user__email="")
+        .select_related("stakeholdergroup", "user")
+    )
+    targets = StakeholderGroup.targets.through.objects.filter(
+        stakeholdergroup__in=groups, channeltarget__enabled=True
+    ).select_related("stakeholdergroup", "channeltarget")
+    # Sorted as the groups are listed (by name), each group's members before its targets.
+    keyed = []
+    for row in members:
+        group = row.stakeholdergroup
+        keyed.append(
+            (
+                (group.name, group.pk, 0, "", row.user_id),
+                (ChannelKind.EMAIL, row.user.email, row.user, None),
+            )
+        )
+    for row in targets:
+        group, target = row.stakeholdergroup, row.channeltarget
+        keyed.append(
+            (
+                (group.name, group.pk, 1, target.name, target.pk),
+                (target.kind, target.address, None, target),
+            )
+        )
+    keyed.sort(key=lambda pair: pair[0])
+    return [recipient for _, recipient in keyed]
+
+
+def _recipients(message: Message, matrix: dict) -> list[tuple]:
+    """Return (channel, address, user, target) for each recipient of `message`, each
+    channel and address once (someone in two groups is told once)."""
+    if message.users is not None or message.targets:
+        recipients = [
+            (ChannelKind.EMAIL, user.email, user, None)
+            for user in message.users or ()
+            if user.is_active and user.email
+        ] + [
+            (target.kind, target.address, None, target)
+            for target in message.targets
+            if target.enabled
+        ]
+    else:
+        # The matrix depends only on the severity and confidentiality: read once each.
+        incident = message.incident
+        key = (incident.severity_id, incident.confidential)
+        if key not in matrix:
+            matrix[key] = _stakeholder_recipients(incident)
+        recipients = matrix[key]
+    unique = {}
+    for recipient in recipients:
+        unique.setdefault(recipient[:2], recipient)
+    return list(unique.values())
+
+
+def _dedup_key(message: Message, channel: str, address: str) -> str | None:
+    return f"{message.dedup_prefix}:{channel}:{address}" if message.dedup_prefix else None
+
+
+def _payload(message: Message) -> dict:
+    payload = {"event": message.event, "message": message.message}
+    incident = message.incident
+    if incident is not None:
+        payload["incident"] = {
+            "reference": incident.reference,
+            "title": incident.title,
+            "severity": incident.severity.key,
+            "status": incident.status,
+            "confidential": incident.confidential,
+        }
+    return payload
+
+
+def notify_many(messages: Iterable[Message]) -> list[Notification]:
+    """Write the outbox rows of every message and queue their delivery once the
+    surrounding transaction commits; return the rows written (with their pks).
+
+    A few queries whatever the number of messages and recipients: the matrix, the dedup
+    keys already taken, the templates and the incidents' facts, one insert."""
+    messages = list(messages)
+    for message in messages:
+        notification_events.check(message.event, field="event")
+    if getattr(_muted, "on", False):
+        return []
+    matrix: dict = {}
+    recipients = [(message, _recipients(message, matrix)) for message in messages]
+    keys = [
+        key
+        for message, people in recipients
+        for channel, address, _, _ in people
+        if (key := _dedup_key(message, channel, address))
+    ]
+    # A key already taken is a step that already paged this person: told once. Two
+    # workers writing the same step at once both miss the other's rows here; then the
+    # unique dedup_key makes the second insert raise IntegrityError, which rolls back
+    # the second worker's transaction: the caller counts the step as done by the other.
+    taken = set(Notification.objects.filter(dedup_key__in=keys).values_list("dedup_key", flat=True))
+    renderer = _Renderer(messages)
+    now = timezone.now()
+    rows, mentioned = [], []
+    for message, people in recipients:
+        fresh = []
+        for channel, address, user, target in people:
+            dedup_key = _dedup_key(message, channel, address)
+            if dedup_key in taken:
+                continue
+            if dedup_key:
+                taken.add(dedup_key)  # the same key twice in one batch: once
+            fresh.append((channel, address, user, target, dedup_key))
+        if not fresh:
+            continue
+        subject, body = renderer.render(message)
+        payload = _payload(message)
+        mentions = list(message.mentions)
+        for channel, address, user, target, dedup_key in fresh:
+            notification = Notification(
+                incident=message.incident,
+                event=message.event,
+                channel=channel,
+                recipient=user,
+                target=target,
+                address=address,
+                subject=subject,
+                body=body,
+                payload=payload,
+                dedup_key=dedup_key,
+                next_attempt_at=now,
+            )
+            rows.append(notification)
+            mentioned.extend((notification, incident) for incident in mentions)
+    if not rows:
+        return []
+    created = Notification.objects.bulk_create(rows)
+    if created[0].pk is None:  # a database that cannot return the new pks
+        pks = dict(
+            Notification.objects.filter(
+                idempotency_key__in=[row.idempotency_key for row in created]
+            ).values_list("idempotency_key", "pk")
+        )
+        for row in created:
+            row.pk = pks[row.idempotency_key]
+    if mentioned:
+        Notification.mentions.through.objects.bulk_create(
+            Notification.mentions.through(notification_id=notification.pk, incident_id=incident.pk)
+            for notification, incident in mentioned
+        )
+    ids = [notification.pk for notification in created]
+    transaction.on_commit(lambda: queue(ids))
+    return created
 
 
 def notify(
@@ -128,65 +361,23 @@ def notify(
     With `subject`, the message is that subject and `message` as the body, instead of
     the incident notification templates (for messages about something else, a review);
     such a message may concern no single incident (a digest), then name its recipients
-    and, in `mentions`, every incident it names (who may read it depends on them)."""
-    if getattr(_muted, "on", False):
-        return []
-    if users is not None or targets:
-        recipients = [
-            (ChannelKind.EMAIL, user.email, user, None)
-            for user in users or ()
-            if user.is_active and user.email
-        ] + [(target.kind, target.address, None, target) for target in targets if target.enabled]
-    else:
-        recipients = _stakeholder_recipients(incident)
-    if not recipients:
-        return []
-    if subject is None:
-        subject, body = _render(incident, message, next_update_at)
-    else:
-        body = message
-    payload = {"event": event, "message": message}
-    if incident is not None:
-        payload["incident"] = {
-            "reference": incident.reference,
-            "title": incident.title,
-            "severity": incident.severity.key,
-            "status": incident.status,
-            "confidential": incident.confidential,
-        }
-    now = timezone.now()
-    created, seen = [], set()
-    for channel, address, user, target in recipients:
-        if (channel, address) in seen:
-            continue  # in two groups: told once
-        seen.add((channel, address))
-        dedup_key = f"{dedup_prefix}:{channel}:{address}" if dedup_prefix else None
-        if dedup_key and Notification.objects.filter(dedup_key=dedup_key).exists():
-            continue  # this step already paged this person
-        created.append(
-            Notification.objects.create(
-                incident=incident,
-                event=event,
-                channel=channel,
-                recipient=user,
-                target=target,
-                address=address,
+    and, in `mentions`, every incident it names (who may read it depends on them).
+    With `dedup_prefix`, a person this prefix already reached is not written to again."""
+    return notify_many(
+        [
+            Message(
+                incident,
+                event,
+                message=message,
+                users=users,
+                targets=targets,
+                next_update_at=next_update_at,
+                dedup_prefix=dedup_prefix,
                 subject=subject,
-                body=body,
-                payload=payload,
-                dedup_key=dedup_key,
-                next_attempt_at=now,
+                mentions=mentions,
             )
-        )
-    if mentions:
-        Notification.mentions.through.objects.bulk_create(
-            Notification.mentions.through(notification_id=notification.pk, incident_id=mentioned.pk)
-            for notification in created
-            for mentioned in mentions
-        )
-    ids = [notification.pk for notification in created]
-    transaction.on_commit(lambda: queue(ids))
-    return created
+        ]
+    )
 
 
 def queue(ids) -> None:

@@ -11,11 +11,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from incidents import admin as incidents_admin
-from incidents.admin import ServiceBackedAdmin, badge
-from incidents.errors import IncidentError
+from incidents.admin import ContributableAdmin, ServiceBackedAdmin, badge, contribute
+from incidents.errors import DomainError
 from incidents.formatting import short_duration
-from incidents.models import Incident
+from incidents.models import Incident, Source
 from incidents.queries import active_users, incident_list_visible_to
 
 from . import services
@@ -49,24 +48,30 @@ WORKFLOW = {
 def run_step(postmortem: PostMortem, step: str, user, comment: str) -> str:
     """Run one workflow step through its service; return what to tell the user."""
     if step == "sync":
-        added = services.postmortem_sync(postmortem=postmortem, actor=user)
+        added = services.postmortem_sync(postmortem=postmortem, actor=user, source=Source.ADMIN)
         return f"Re-synced from the incident: {added} new timeline event(s)."
     if step == "submit":
-        services.postmortem_submit(postmortem=postmortem, actor=user)
+        services.postmortem_submit(postmortem=postmortem, actor=user, source=Source.ADMIN)
         return "Submitted for review; the reviewers were notified."
     if step == "approve":
-        services.postmortem_approve(postmortem=postmortem, actor=user, comment=comment)
+        services.postmortem_approve(
+            postmortem=postmortem, actor=user, comment=comment, source=Source.ADMIN
+        )
         return "Approved."
     if step == "request_changes":
-        services.postmortem_request_changes(postmortem=postmortem, actor=user, comment=comment)
+        services.postmortem_request_changes(
+            postmortem=postmortem, actor=user, comment=comment, source=Source.ADMIN
+        )
         return "Sent back to the owner with your comments."
     if step == "publish":
-        services.postmortem_publish(postmortem=postmortem, actor=user)
+        services.postmortem_publish(postmortem=postmortem, actor=user, source=Source.ADMIN)
         return "Published; the stakeholder groups were notified."
     if step == "reopen":
-        services.postmortem_reopen(postmortem=postmortem, actor=user, reason=comment)
+        services.postmortem_reopen(
+            postmortem=postmortem, actor=user, reason=comment, source=Source.ADMIN
+        )
         return "Reopened as a draft."
-    raise IncidentError(f"Unknown step {step!r}.")
+    raise DomainError(f"Unknown step {step!r}.")
 
 
 class OverdueFilter(admin.SimpleListFilter):
@@ -196,7 +201,9 @@ class ReviewDecisionInline(admin.TabularInline):
 
 
 @admin.register(PostMortem)
-class PostMortemAdmin(ServiceBackedAdmin):
+class PostMortemAdmin(ContributableAdmin, ServiceBackedAdmin):
+    """Reviews; other apps add to this page with `contribute(PostMortem, ...)`."""
+
     form = PostMortemForm
     action_form = PostMortemActionForm
     list_display = (
@@ -274,12 +281,13 @@ class PostMortemAdmin(ServiceBackedAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
         if obj is not None and obj.is_published:
             # Read-only until reopened: only the workflow (reopen) stays open.
             editable = {"workflow", "workflow_comment"}
             names = [name for name in self.form.base_fields if name not in editable]
-            return (*self.readonly_fields, *names)
-        return self.readonly_fields
+            return (*readonly, *names)
+        return readonly
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "related_incidents":
@@ -359,7 +367,9 @@ class PostMortemAdmin(ServiceBackedAdmin):
             if name in form.changed_data
         }
         if fields or m2m:
-            services.postmortem_update(postmortem=obj, actor=request.user, **fields, **m2m)
+            services.postmortem_update(
+                postmortem=obj, actor=request.user, source=Source.ADMIN, **fields, **m2m
+            )
 
     def save_related(self, request, form, formsets, change):
         # The many-to-many fields were written by the service; the inlines remain, then
@@ -374,18 +384,28 @@ class PostMortemAdmin(ServiceBackedAdmin):
             self.message_user(request, message, messages.SUCCESS)
 
     def save_formset(self, request, form, formset, change):
+        if self.is_contributed(formset):
+            super().save_formset(request, form, formset, change)
+            return
         marks = {}
         for instance in formset.save(commit=False):
             if isinstance(instance, ContributingFactor):
-                services.contributing_factor_save(factor=instance, actor=request.user)
+                services.contributing_factor_save(
+                    factor=instance, actor=request.user, source=Source.ADMIN
+                )
             else:
                 marks[instance.pk] = (instance.is_key, instance.commentary)
         if marks:
             services.postmortem_update(
-                postmortem=form.instance, actor=request.user, timeline_marks=marks
+                postmortem=form.instance,
+                actor=request.user,
+                timeline_marks=marks,
+                source=Source.ADMIN,
             )
         for factor in formset.deleted_objects:
-            services.contributing_factor_delete(factor=factor, actor=request.user)
+            services.contributing_factor_delete(
+                factor=factor, actor=request.user, source=Source.ADMIN
+            )
 
     # --- actions ----------------------------------------------------------------------
 
@@ -422,53 +442,46 @@ class PostMortemAdmin(ServiceBackedAdmin):
 
 # --- the incident console, with its review ---------------------------------------------
 
-admin.site.unregister(Incident)
 
-
-@admin.register(Incident)
-class IncidentAdmin(incidents_admin.IncidentAdmin):
-    """The core's console plus the review: a link on the page and a "start" action."""
-
-    actions = (*incidents_admin.IncidentAdmin.actions, "start_postmortem")
-    change_fieldsets = (
-        *incidents_admin.IncidentAdmin.change_fieldsets,
-        ("Post-incident review", {"fields": ("postmortem_link",)}),
-    )
-    change_readonly_fields = (
-        *incidents_admin.IncidentAdmin.change_readonly_fields,
-        "postmortem_link",
+@admin.display(description="post-mortem")
+def postmortem_link(incident):
+    postmortem = PostMortem.objects.filter(incident=incident).first()
+    if postmortem is None:
+        required = incident.severity.postmortem_required
+        return "Required for this severity; not started yet." if required else "None."
+    url = reverse("admin:postmortems_postmortem_change", args=[postmortem.pk])
+    return format_html(
+        '<a href="{}">{}</a> {}',
+        url,
+        postmortem.get_status_display(),
+        f"· due {postmortem.due_at:%Y-%m-%d}" if postmortem.due_at else "",
     )
 
-    @admin.display(description="post-mortem")
-    def postmortem_link(self, obj):
-        postmortem = PostMortem.objects.filter(incident=obj).first()
-        if postmortem is None:
-            required = obj.severity.postmortem_required
-            return "Required for this severity; not started yet." if required else "None."
-        url = reverse("admin:postmortems_postmortem_change", args=[postmortem.pk])
-        return format_html(
-            '<a href="{}">{}</a> {}',
-            url,
-            postmortem.get_status_display(),
-            f"· due {postmortem.due_at:%Y-%m-%d}" if postmortem.due_at else "",
-        )
 
-    @admin.action(description="Start the post-mortem", permissions=["change"])
-    def start_postmortem(self, request, queryset):
-        if not request.user.has_perm("postmortems.add_postmortem"):
-            self.message_user(request, "You may not start post-mortems.", messages.ERROR)
-            return None
-        started = []
-        self.run_service(
-            request,
-            queryset,
-            "Started the post-mortem of",
-            lambda incident: started.append(
-                services.postmortem_create(incident=incident, actor=request.user)
-            ),
-        )
-        if len(started) == 1:
-            return HttpResponseRedirect(
-                reverse("admin:postmortems_postmortem_change", args=[started[0].pk])
-            )
+@admin.action(description="Start the post-mortem", permissions=["change"])
+def start_postmortem(modeladmin, request, queryset):
+    if not request.user.has_perm("postmortems.add_postmortem"):
+        modeladmin.message_user(request, "You may not start post-mortems.", messages.ERROR)
         return None
+    started = []
+    modeladmin.run_service(
+        request,
+        queryset,
+        "Started the post-mortem of",
+        lambda incident: started.append(
+            services.postmortem_create(incident=incident, actor=request.user, source=Source.ADMIN)
+        ),
+    )
+    if len(started) == 1:
+        return HttpResponseRedirect(
+            reverse("admin:postmortems_postmortem_change", args=[started[0].pk])
+        )
+    return None
+
+
+# The core's console shows the review: a link on the page and a "start" action.
+contribute(
+    Incident,
+    actions=[start_postmortem],
+    fieldsets=[("Post-incident review", {"fields": (postmortem_link,)})],
+)

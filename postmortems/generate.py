@@ -3,8 +3,11 @@ it: the facts (severity, services, times, roles) and first drafts of the factual
 
 from datetime import datetime
 
+from incidents import metrics
 from incidents.formatting import short_duration
 from incidents.models import Incident, TimelineEvent
+
+from .vocabulary import Kind
 
 # Events that usually mark the story's turning points; the writer can change the marks.
 KEY_KINDS = frozenset(
@@ -16,26 +19,14 @@ KEY_KINDS = frozenset(
     }
 )
 # The review's own steps are on the incident timeline too, but they are not the incident.
-SKIPPED_KINDS = frozenset({TimelineEvent.Kind.REVIEW})
+SKIPPED_KINDS = frozenset({Kind.REVIEW})
 
-TIME_FIELDS = (
-    "started_at",
-    "detected_at",
-    "declared_at",
-    "acknowledged_at",
-    "identified_at",
-    "mitigated_at",
-    "resolved_at",
-)
-
-
-def _seconds(start: datetime | None, end: datetime | None) -> int | None:
-    return int((end - start).total_seconds()) if start and end else None
+TIME_FIELDS = tuple(field for field, _ in metrics.RESPONSE_MILESTONES)
 
 
 def incident_facts(incident: Incident) -> dict:
     """Return the incident's facts as JSON-ready data."""
-    times = {name: getattr(incident, name) for name in TIME_FIELDS}
+    times = metrics.milestone_times(incident, TIME_FIELDS)
     return {
         "reference": incident.reference,
         "title": incident.title,
@@ -50,13 +41,10 @@ def incident_facts(incident: Incident) -> dict:
         "estimated_users_affected": incident.estimated_users_affected,
         "acknowledge_within": int(incident.severity.acknowledge_within.total_seconds()),
         "times": {name: value.isoformat() if value else None for name, value in times.items()},
-        # Detection and repair are counted from when the impact began; acknowledgement
-        # from the declaration, which is when the policy's response clock starts.
+        # In whole seconds (JSON has no durations); which milestones: metrics.RESPONSE_TIMES.
         "durations": {
-            "detect": _seconds(times["started_at"], times["detected_at"]),
-            "acknowledge": _seconds(times["declared_at"], times["acknowledged_at"]),
-            "mitigate": _seconds(times["started_at"], times["mitigated_at"]),
-            "resolve": _seconds(times["started_at"], times["resolved_at"]),
+            key: None if length is None else int(length.total_seconds())
+            for key, length in metrics.response_times(times).items()
         },
         "roles": [
             {

@@ -9,6 +9,8 @@ from django.urls import reverse
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from incidents import extensions
+from incidents.metrics import RESPONSE_MILESTONES, RESPONSE_TIMES
 from incidents.models import Incident, TimelineEvent
 
 # The sections of the reference's post-mortem and root-cause templates, in reading order,
@@ -36,16 +38,6 @@ SECTIONS: dict[str, tuple[str, str]] = {
 
 # Sections that cannot be empty when a review is submitted.
 REQUIRED_SECTIONS = ("executive_summary", "impact", "root_cause")
-
-MILESTONES = {
-    "started_at": "Impact began",
-    "detected_at": "Detected",
-    "declared_at": "Declared",
-    "acknowledged_at": "Acknowledged",
-    "identified_at": "Cause identified",
-    "mitigated_at": "Mitigated",
-    "resolved_at": "Resolved",
-}
 
 BLAMELESS_NOTE = (
     "This review is blameless. It looks for the conditions in our systems and processes "
@@ -166,23 +158,17 @@ class PostMortem(models.Model):
         times = self.facts.get("times", {})
         return [
             (label, datetime.fromisoformat(times[name]))
-            for name, label in MILESTONES.items()
+            for name, label in RESPONSE_MILESTONES
             if times.get(name)
         ]
 
     def metrics(self) -> list[tuple[str, timedelta]]:
         """Return (label, duration) for the response times the facts hold."""
-        labels = {
-            "detect": "Time to detect",
-            "acknowledge": "Time to acknowledge",
-            "mitigate": "Time to mitigate",
-            "resolve": "Time to resolve",
-        }
         durations = self.facts.get("durations", {})
         return [
-            (label, timedelta(seconds=durations[key]))
-            for key, label in labels.items()
-            if durations.get(key) is not None
+            (metric.label, timedelta(seconds=durations[metric.key]))
+            for metric in RESPONSE_TIMES
+            if durations.get(metric.key) is not None
         ]
 
 
@@ -217,7 +203,7 @@ class TimelineEntry(models.Model):
         TimelineEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     occurred_at = models.DateTimeField()
-    kind = models.CharField(max_length=20, choices=TimelineEvent.Kind.choices)
+    kind = models.CharField(max_length=20, choices=extensions.timeline_kind_choices)
     summary = models.TextField()
     is_key = models.BooleanField("key event", default=False)
     commentary = models.TextField(blank=True, help_text="Markdown: what this moment meant.")

@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import notifications
-from incidents.errors import IncidentError, StateConflict
-from incidents.models import Incident, Role, Source, Status, TimelineEvent
+from incidents.errors import DomainError, StateConflict
+from incidents.extensions import CloseRequest, Transitioned
+from incidents.models import Incident, Role, Status
 from incidents.queries import incident_list_visible_to, user_may_see_incident
 from incidents.services import (
     acting_user,
@@ -26,7 +27,7 @@ from incidents.services import (
     timeline_record,
 )
 
-from . import hooks
+from . import extensions
 from .generate import KEY_KINDS, SKIPPED_KINDS, draft_sections, incident_facts
 from .models import (
     REQUIRED_SECTIONS,
@@ -36,9 +37,9 @@ from .models import (
     ReviewDecision,
     TimelineEntry,
 )
+from .vocabulary import Event, Kind
 
 PMStatus = PostMortem.Status
-Event = notifications.Event
 
 EDITABLE_FIELDS = frozenset(
     {*SECTIONS, "owner", "due_at", "review_meeting_at", "no_action_needed", "no_action_reason"}
@@ -68,7 +69,7 @@ def _editable(postmortem: PostMortem) -> None:
         )
 
 
-def _edited(postmortem: PostMortem, actor) -> None:
+def _edited(postmortem: PostMortem, actor, source: str) -> None:
     """After an edit in review: approvals given to the earlier text no longer count."""
     if (
         postmortem.status != PMStatus.IN_REVIEW
@@ -83,7 +84,7 @@ def _edited(postmortem: PostMortem, actor) -> None:
         postmortem,
         f"Post-mortem edited after approval; review round {postmortem.review_round} starts",
         actor,
-        Source.ADMIN if actor else Source.SYSTEM,
+        source,
         round=postmortem.review_round,
     )
     _tell(
@@ -98,7 +99,7 @@ def _edited(postmortem: PostMortem, actor) -> None:
 def _on_timeline(postmortem: PostMortem, summary: str, actor, source: str, **details) -> None:
     timeline_record(
         postmortem.incident,
-        kind=TimelineEvent.Kind.REVIEW,
+        kind=Kind.REVIEW,
         summary=summary,
         actor=actor,
         source=source,
@@ -206,9 +207,7 @@ def _sync(postmortem: PostMortem, actor) -> int:
 
 
 @transaction.atomic
-def postmortem_create(
-    *, incident: Incident, actor=None, owner=None, source: str = Source.ADMIN
-) -> PostMortem:
+def postmortem_create(*, incident: Incident, source: str, actor=None, owner=None) -> PostMortem:
     """Start the review of `incident`, filled in from what Sitrep recorded."""
     incident = Incident.objects.select_for_update(of=("self",)).get(pk=incident.pk)
     if PostMortem.objects.filter(incident=incident).exists():
@@ -242,7 +241,7 @@ def postmortem_create(
 
 
 @transaction.atomic
-def postmortem_sync(*, postmortem: PostMortem, actor=None) -> int:
+def postmortem_sync(*, postmortem: PostMortem, source: str, actor=None) -> int:
     """Bring in what the incident recorded since; return how many events were added."""
     postmortem = _lock(postmortem)
     _editable(postmortem)
@@ -250,7 +249,7 @@ def postmortem_sync(*, postmortem: PostMortem, actor=None) -> int:
     added = _sync(postmortem, actor)
     save_as(postmortem, actor)
     if added or before != [text for _, _, text in postmortem.sections()]:
-        _edited(postmortem, actor)
+        _edited(postmortem, actor, source)
     return added
 
 
@@ -265,6 +264,7 @@ def _clean_text(name: str, value) -> str:
 def postmortem_update(
     *,
     postmortem: PostMortem,
+    source: str,
     actor=None,
     participants: Iterable | None = None,
     reviewers: Iterable | None = None,
@@ -278,7 +278,7 @@ def postmortem_update(
     {entry id: (is key, commentary or None to keep it)}."""
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
-        raise IncidentError(f"Cannot edit {', '.join(sorted(unknown))} here.")
+        raise DomainError(f"Cannot edit {', '.join(sorted(unknown))} here.")
     postmortem = _lock(postmortem)
     _editable(postmortem)
     incident = postmortem.incident
@@ -292,24 +292,24 @@ def postmortem_update(
     for name in ("due_at", "review_meeting_at"):
         when = changes.get(name)
         if when is not None and timezone.is_naive(when):
-            raise IncidentError("Times must include a time zone.", field=name)
+            raise DomainError("Times must include a time zone.", field=name)
         # A date years away would keep the review from ever being overdue.
         if when is not None and not now - DATES_WINDOW <= when <= now + DATES_WINDOW:
-            raise IncidentError(f"Must be within {DATES_WINDOW.days} days of today.", field=name)
+            raise DomainError(f"Must be within {DATES_WINDOW.days} days of today.", field=name)
     if reviewers is not None:
         reviewers = list(reviewers)
         check_all_may_see(reviewers, incident, "reviewers")
         may_approve = _may_change_postmortems(reviewers)
         for user in reviewers:
             if user.pk not in may_approve:
-                raise IncidentError(
+                raise DomainError(
                     f"{user.get_username()} may not change post-mortems, so could never "
                     "approve this one.",
                     field="reviewers",
                 )
     final_reviewers = reviewers if reviewers is not None else list(postmortem.reviewers.all())
     if owner is not None and any(user.pk == owner.pk for user in final_reviewers):
-        raise IncidentError("The owner cannot review their own post-mortem.", field="reviewers")
+        raise DomainError("The owner cannot review their own post-mortem.", field="reviewers")
     if related_incidents is not None:
         related_incidents = [other for other in related_incidents if other.pk != incident.pk]
     if contributing_factors is not None:
@@ -321,7 +321,7 @@ def postmortem_update(
         entries = postmortem.timeline.in_bulk(list(timeline_marks))
         unknown_ids = sorted(set(timeline_marks) - set(entries))
         if unknown_ids:
-            raise IncidentError(
+            raise DomainError(
                 f"No timeline entries {unknown_ids} in this post-mortem.", field="timeline"
             )
 
@@ -357,7 +357,7 @@ def postmortem_update(
             )
             save_as(factor, actor)
     if content_changed:
-        _edited(postmortem, actor)
+        _edited(postmortem, actor, source)
     return postmortem
 
 
@@ -375,32 +375,34 @@ def _check_factor(category: str, description) -> None:
     clean_text(description, field="contributing_factors", limit=TEXT_LIMIT)
     if category not in ContributingFactor.Category.values:
         allowed = ", ".join(ContributingFactor.Category.values)
-        raise IncidentError(
+        raise DomainError(
             f"Unknown category {category!r}; use one of {allowed}.", field="contributing_factors"
         )
     if not isinstance(description, str) or not description.strip():
-        raise IncidentError("Each factor needs a description.", field="contributing_factors")
+        raise DomainError("Each factor needs a description.", field="contributing_factors")
 
 
 @transaction.atomic
-def contributing_factor_save(*, factor: ContributingFactor, actor=None) -> ContributingFactor:
+def contributing_factor_save(
+    *, factor: ContributingFactor, source: str, actor=None
+) -> ContributingFactor:
     """Add or change one contributing factor of an editable review."""
     postmortem = _lock(factor.postmortem)
     _editable(postmortem)
     _check_factor(factor.category, factor.description)
     factor.description = _clean_text("contributing_factors", factor.description)
     save_as(factor, actor)
-    _edited(postmortem, actor)
+    _edited(postmortem, actor, source)
     return factor
 
 
 @transaction.atomic
-def contributing_factor_delete(*, factor: ContributingFactor, actor=None) -> None:
+def contributing_factor_delete(*, factor: ContributingFactor, source: str, actor=None) -> None:
     postmortem = _lock(factor.postmortem)
     _editable(postmortem)
     factor._history_user = acting_user(actor)
     factor.delete()
-    _edited(postmortem, actor)
+    _edited(postmortem, actor, source)
 
 
 # --- review workflow ------------------------------------------------------------------
@@ -427,7 +429,7 @@ def _check_reviewer(postmortem: PostMortem, actor) -> None:
 
 
 @transaction.atomic
-def postmortem_submit(*, postmortem: PostMortem, actor=None, source: str = Source.ADMIN):
+def postmortem_submit(*, postmortem: PostMortem, source: str, actor=None):
     """Send the draft to its reviewers."""
     postmortem = _lock(postmortem)
     _check_status(postmortem, PMStatus.DRAFT, "submit")
@@ -437,12 +439,12 @@ def postmortem_submit(*, postmortem: PostMortem, actor=None, source: str = Sourc
         if not getattr(postmortem, name).strip()
     ]
     if missing:
-        raise IncidentError(f"Write the {', '.join(missing)} before submitting.", field="status")
+        raise DomainError(f"Write the {', '.join(missing)} before submitting.", field="status")
     if postmortem.owner is None:
-        raise IncidentError("Name an owner before submitting.", field="owner")
+        raise DomainError("Name an owner before submitting.", field="owner")
     reviewers = list(postmortem.reviewers.all())
     if not reviewers:
-        raise IncidentError("Name at least one reviewer before submitting.", field="reviewers")
+        raise DomainError("Name at least one reviewer before submitting.", field="reviewers")
     postmortem.status = PMStatus.IN_REVIEW
     postmortem.review_round += 1
     save_as(postmortem, actor)
@@ -487,7 +489,7 @@ def _decide(postmortem, actor, decision: str, comment: str) -> ReviewDecision:
 
 @transaction.atomic
 def postmortem_approve(
-    *, postmortem: PostMortem, actor, comment: str = "", source: str = Source.ADMIN
+    *, postmortem: PostMortem, actor, source: str, comment: str = ""
 ) -> ReviewDecision:
     """Record a named reviewer's approval of the current submission."""
     postmortem = _lock(postmortem)
@@ -506,7 +508,7 @@ def postmortem_approve(
 
 @transaction.atomic
 def postmortem_request_changes(
-    *, postmortem: PostMortem, actor, comment: str, source: str = Source.ADMIN
+    *, postmortem: PostMortem, actor, comment: str, source: str
 ) -> ReviewDecision:
     """Send the review back to its owner as a draft, saying what to change."""
     comment = clean_text(
@@ -535,7 +537,7 @@ def _awaiting_approval(postmortem: PostMortem) -> list[str]:
 
 
 @transaction.atomic
-def postmortem_publish(*, postmortem: PostMortem, actor=None, source: str = Source.ADMIN):
+def postmortem_publish(*, postmortem: PostMortem, source: str, actor=None):
     """Publish the approved review to its stakeholders; it becomes read-only."""
     postmortem = _lock(postmortem)
     _check_status(postmortem, PMStatus.IN_REVIEW, "publish")
@@ -551,7 +553,9 @@ def postmortem_publish(*, postmortem: PostMortem, actor=None, source: str = Sour
             "Cannot publish: no reviewer is named. Name one; they approve it first.",
             field="status",
         )
-    hooks.check_publish(postmortem)
+    extensions.publish_guard.run(
+        extensions.PublishRequest(postmortem=postmortem, actor=actor, source=source)
+    )
     postmortem.status = PMStatus.PUBLISHED
     postmortem.published_at = timezone.now()
     postmortem.published_by = acting_user(actor)
@@ -575,7 +579,7 @@ def postmortem_publish(*, postmortem: PostMortem, actor=None, source: str = Sour
 
 @transaction.atomic
 def postmortem_reopen(
-    *, postmortem: PostMortem, reason: str, actor=None, source: str = Source.ADMIN
+    *, postmortem: PostMortem, reason: str, source: str, actor=None
 ) -> PostMortem:
     """Take a published review back to draft to correct it; the reason is kept."""
     reason = clean_text(
@@ -595,12 +599,13 @@ def postmortem_reopen(
     return postmortem
 
 
-# --- the incident lifecycle's hooks (registered in apps.py) ----------------------------
+# --- the incident lifecycle's extension points (registered in apps.py) -----------------
 
 
-def require_published_postmortem(incident: Incident, to_status: str) -> None:
+def require_published_postmortem(request: CloseRequest) -> None:
     """Refuse to close an incident whose severity requires a review until it is published."""
-    if to_status != Status.CLOSED or not incident.severity.postmortem_required:
+    incident = request.incident
+    if not incident.severity.postmortem_required:
         return
     # Locked: a reopen committing between this check and the close would otherwise
     # leave a closed incident with an unpublished review.
@@ -620,16 +625,15 @@ def require_published_postmortem(incident: Incident, to_status: str) -> None:
         )
 
 
-def start_postmortem_on_resolve(
-    incident: Incident, *, from_status: str, to_status: str, actor, source: str
-) -> None:
+def start_postmortem_on_resolve(event: Transitioned) -> None:
     """When an incident whose severity requires a review is resolved, start the review;
     one started earlier takes in the resolution (facts, due date)."""
-    if to_status != Status.RESOLVED:
+    if event.to_status != Status.RESOLVED:
         return
+    incident, actor, source = event.incident, event.actor, event.source
     postmortem = PostMortem.objects.filter(incident=incident).first()
     if postmortem is None:
         if incident.severity.postmortem_required:
-            postmortem_create(incident=incident, actor=actor, source=Source.SYSTEM)
+            postmortem_create(incident=incident, actor=actor, source=source)
     elif not postmortem.is_published:
-        postmortem_sync(postmortem=postmortem, actor=actor)
+        postmortem_sync(postmortem=postmortem, actor=actor, source=source)

@@ -7,12 +7,14 @@ class RemediationConfig(AppConfig):
     verbose_name = "Remediation"
 
     def ready(self):
-        from postmortems import hooks
+        from postmortems import extensions
 
+        from . import vocabulary
         from .services import require_action_items_or_reason
         from .setup import ensure_group_permissions, ensure_schedules
 
+        vocabulary.register()
         # A review is published with follow-up work, or with a reason why none is needed.
-        hooks.register_publish_guard(require_action_items_or_reason)
+        extensions.publish_guard.register(require_action_items_or_reason)
         post_migrate.connect(ensure_group_permissions, sender=self)
         post_migrate.connect(ensure_schedules, sender=self)

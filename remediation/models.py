@@ -12,12 +12,12 @@ from incidents.models import Incident
 from postmortems.models import PostMortem
 
 # Still to be done: what reminders, "overdue" and the report's open counts look at.
-OPEN_STATUSES = ("open", "in_progress", "blocked")
+UNFINISHED_STATUSES = ("open", "in_progress", "blocked")
 
 
 class ActionItemQuerySet(models.QuerySet):
     def unfinished(self):
-        return self.filter(status__in=OPEN_STATUSES)
+        return self.filter(status__in=UNFINISHED_STATUSES)
 
     def overdue(self, today: date | None = None):
         return self.unfinished().filter(due_on__lt=today or timezone.localdate())
@@ -128,7 +128,7 @@ class ActionItem(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
+        return self.status in UNFINISHED_STATUSES
 
     def is_overdue(self, today: date | None = None) -> bool:
         return self.is_open and self.due_on < (today or timezone.localdate())

@@ -1,6 +1,7 @@
 """Reads shared by the admin, the API and the report: visibility and the remediation
 report, aggregated in the database (a fixed number of queries at any data size)."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -8,9 +9,11 @@ from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
 
+from incidents.errors import DomainError
+from incidents.models import Service, Severity
 from incidents.queries import incident_list_visible_to
 
-from .models import OPEN_STATUSES, ActionItem
+from .models import UNFINISHED_STATUSES, ActionItem
 
 Status = ActionItem.Status
 
@@ -44,9 +47,39 @@ class ReportFilters:
         return items
 
 
+def _filter_date(params: Mapping, name: str) -> date | None:
+    value = (params.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise DomainError("Give a date as YYYY-MM-DD.", field=name) from None
+
+
+def report_filters_from(params: Mapping) -> ReportFilters:
+    """Return the report filters a query string names (the admin page's and the API's
+    alike); refuse a date that is not YYYY-MM-DD, or a service or severity that does
+    not exist, naming the field. A parameter absent or blank does not filter."""
+    filters = ReportFilters(
+        created_from=_filter_date(params, "created_from"),
+        created_to=_filter_date(params, "created_to"),
+        **{
+            name: (params.get(name) or "").strip() or None
+            for name in ("service", "team", "severity")
+        },
+    )
+    for name, model, field in (("service", Service, "slug"), ("severity", Severity, "key")):
+        value = getattr(filters, name)
+        # A misspelt name would filter everything away: say so rather than report zeros.
+        if value and not model.objects.filter(**{field: value}).exists():
+            raise DomainError(f"Unknown {name} {value!r}.", field=name)
+    return filters
+
+
 def _counts(today: date) -> dict:
     """The counts every breakdown row carries."""
-    unfinished = Q(status__in=OPEN_STATUSES)
+    unfinished = Q(status__in=UNFINISHED_STATUSES)
     return {
         "total": Count("id", distinct=True),
         "open": Count("id", filter=unfinished, distinct=True),

@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
@@ -20,8 +20,7 @@ from incidents.queries import user_may_see_incident
 
 from .models import ActionItem
 from .services import item_link
-
-Event = notifications.Event
+from .vocabulary import Event
 
 
 def _send(item: ActionItem | None, users, key: str, subject: str, message: str, mentions=()) -> int:
@@ -31,16 +30,19 @@ def _send(item: ActionItem | None, users, key: str, subject: str, message: str, 
         for user in users
         if user is not None and (item is None or user_may_see_incident(user, item.incident))
     ]
-    with transaction.atomic():
-        sent = notifications.notify(
-            item.incident if item else None,
-            Event.FOLLOW_UP,
-            users=users,
-            subject=subject,
-            message=message,
-            dedup_prefix=key,
-            mentions=mentions,
-        )
+    try:
+        with transaction.atomic():
+            sent = notifications.notify(
+                item.incident if item else None,
+                Event.FOLLOW_UP,
+                users=users,
+                subject=subject,
+                message=message,
+                dedup_prefix=key,
+                mentions=mentions,
+            )
+    except IntegrityError:
+        return 0  # another worker sent this reminder of this period first (its dedup key)
     return len(sent)
 
 

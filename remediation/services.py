@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import notifications
-from incidents.errors import IncidentError, StateConflict
-from incidents.models import Incident, Source, TimelineEvent
+from incidents.errors import DomainError, StateConflict
+from incidents.models import Incident
 from incidents.queries import user_may_see_incident
 from incidents.services import (
     acting_user,
@@ -23,12 +23,14 @@ from incidents.services import (
     save_as,
     timeline_record,
 )
+from postmortems.extensions import PublishRequest
 from postmortems.models import PostMortem
 
+from . import vocabulary
 from .models import ActionItem, ActionItemUpdate
+from .vocabulary import Event
 
 Status = ActionItem.Status
-Event = notifications.Event
 
 # The item lifecycle, in one table. Done and won't-do may be reopened.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -84,7 +86,7 @@ def _record(item: ActionItem, kind: str, actor, note: str = "", **statuses) -> N
 def _on_timeline(item: ActionItem, summary: str, actor, source: str) -> None:
     timeline_record(
         item.incident,
-        kind=TimelineEvent.Kind.FOLLOW_UP,
+        kind=vocabulary.Kind.FOLLOW_UP,
         summary=summary,
         actor=actor,
         source=source,
@@ -131,19 +133,17 @@ def _check_fields(fields: dict, incident: Incident) -> dict:
     ):
         if name in fields and fields[name] not in choices.values:
             allowed = ", ".join(choices.values)
-            raise IncidentError(
-                f"Unknown {name} {fields[name]!r}; use one of {allowed}.", field=name
-            )
+            raise DomainError(f"Unknown {name} {fields[name]!r}; use one of {allowed}.", field=name)
     url = fields.get("tracker_url", "")
     if url and not url.startswith(("https://", "http://")):
-        raise IncidentError("Give an http(s) link to the tracker issue.", field="tracker_url")
+        raise DomainError("Give an http(s) link to the tracker issue.", field="tracker_url")
     owner = fields.get("owner")
     if owner is not None:
         if not owner.is_active:
-            raise IncidentError(f"{owner.get_username()} is not an active user.", field="owner")
+            raise DomainError(f"{owner.get_username()} is not an active user.", field="owner")
         check_may_see(owner, incident, "owner")
     if "due_on" in fields and not isinstance(fields["due_on"], date):
-        raise IncidentError("Give a date.", field="due_on")
+        raise DomainError("Give a date.", field="due_on")
     return fields
 
 
@@ -157,18 +157,18 @@ def action_item_create(
     category: str,
     incident: Incident | None = None,
     postmortem: PostMortem | None = None,
+    source: str,
     priority: str = ActionItem.Priority.P3,
     actor=None,
-    source: str = Source.ADMIN,
     **fields,
 ) -> ActionItem:
     """Record follow-up work for an incident, or for its review (then on its incident)."""
     unknown = set(fields) - EDITABLE_FIELDS
     if unknown:
-        raise IncidentError(f"Cannot set {', '.join(sorted(unknown))} here.")
+        raise DomainError(f"Cannot set {', '.join(sorted(unknown))} here.")
     if postmortem is not None:
         if incident is not None and incident.pk != postmortem.incident_id:
-            raise IncidentError("The review belongs to another incident.", field="postmortem")
+            raise DomainError("The review belongs to another incident.", field="postmortem")
         # Locked: a publication committing meanwhile must not end up with a new item.
         postmortem = PostMortem.objects.select_for_update().get(pk=postmortem.pk)
         incident = postmortem.incident
@@ -179,10 +179,10 @@ def action_item_create(
                 field="postmortem",
             )
     if incident is None:
-        raise IncidentError("Say which incident (or post-mortem) it follows up.", field="incident")
+        raise DomainError("Say which incident (or post-mortem) it follows up.", field="incident")
     acting = acting_user(actor)
     if acting is not None and not user_may_see_incident(acting, incident):
-        raise IncidentError(f"No incident {incident.reference} that you may see.", field="incident")
+        raise DomainError(f"No incident {incident.reference} that you may see.", field="incident")
     if fields.get("due_on") is None:
         fields.pop("due_on", None)  # empty: the priority's default, below
     fields = _check_fields(
@@ -211,12 +211,12 @@ def action_item_create(
 
 @transaction.atomic
 def action_item_update(
-    *, item: ActionItem, actor=None, note: str = "", source: str = Source.ADMIN, **changes
+    *, item: ActionItem, source: str, actor=None, note: str = "", **changes
 ) -> ActionItem:
     """Change the item's details (owner, due date, priority…); the change is recorded."""
     unknown = set(changes) - EDITABLE_FIELDS
     if unknown:
-        raise IncidentError(f"Cannot edit {', '.join(sorted(unknown))} here.")
+        raise DomainError(f"Cannot edit {', '.join(sorted(unknown))} here.")
     item = _lock(item)
     changes = _check_fields(dict(changes), item.incident)
     changed = [name for name, value in changes.items() if getattr(item, name) != value]
@@ -242,13 +242,11 @@ def action_item_update(
 
 
 @transaction.atomic
-def action_item_note(
-    *, item: ActionItem, note: str, actor=None, source: str = Source.ADMIN
-) -> ActionItemUpdate:
+def action_item_note(*, item: ActionItem, note: str, source: str, actor=None) -> ActionItemUpdate:
     """Add a progress note."""
     note = _check_note(note)
     if not note:
-        raise IncidentError("The note needs some text.", field="note")
+        raise DomainError("The note needs some text.", field="note")
     item = _lock(item)
     update = ActionItemUpdate(
         item=item, kind=ActionItemUpdate.Kind.NOTE, note=note, author=acting_user(actor)
@@ -270,9 +268,9 @@ def action_item_transition(
     *,
     item: ActionItem,
     to_status: str,
+    source: str,
     actor=None,
     note: str = "",
-    source: str = Source.ADMIN,
 ) -> ActionItem:
     """Move the item to `to_status`. Blocking and won't-do need the reason in `note`;
     done stamps who and when, and `note` becomes the verification note if given."""
@@ -289,7 +287,7 @@ def action_item_transition(
         )
     if to_status in (Status.BLOCKED, Status.WONT_DO) and not note:
         what = "what blocks it" if to_status == Status.BLOCKED else "why it will not be done"
-        raise IncidentError(f"Say {what}.", field="note")
+        raise DomainError(f"Say {what}.", field="note")
 
     now = timezone.now()
     item.status = to_status
@@ -321,10 +319,11 @@ def action_item_transition(
 # --- the review workflow's hook (registered in apps.py) -------------------------------
 
 
-def require_action_items_or_reason(postmortem: PostMortem) -> None:
+def require_action_items_or_reason(request: PublishRequest) -> None:
     """Refuse to publish a review with no action items unless its author said why none
     are needed: lessons only matter if the follow-up work gets done. Follow-ups noted on
     the incident during the response count as the review's too."""
+    postmortem = request.postmortem
     if postmortem.incident.action_items.exists():
         return
     if not postmortem.no_action_needed:
@@ -334,4 +333,4 @@ def require_action_items_or_reason(postmortem: PostMortem) -> None:
             field="action_items",
         )
     if not postmortem.no_action_reason.strip():
-        raise IncidentError("Say why no action is needed.", field="no_action_reason")
+        raise DomainError("Say why no action is needed.", field="no_action_reason")

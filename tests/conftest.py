@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 
 from incidents import services
 from incidents.defaults import load_defaults
-from incidents.models import IncidentType, Service, Severity
+from incidents.models import IncidentType, Service, Severity, Source
 
 
 @pytest.fixture
@@ -86,6 +86,7 @@ def declare(sev1, outage, commander):
             "severity": sev1,
             "incident_type": outage,
             "actor": commander,
+            "source": Source.ADMIN,
         }
         fields.update(overrides)
         return services.incident_declare(**fields)
@@ -101,3 +102,13 @@ def fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def core_only():
+    """Run the test with the core alone: no other app's guards or event subscribers
+    (closing a SEV1 needs no published review). Registrations come back afterwards."""
+    from incidents import extensions
+
+    with extensions.isolated():
+        yield

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from incidents import services as incident_services
-from incidents.models import Status
+from incidents.models import Source, Status
 from postmortems import services
 from postmortems.models import PostMortem
 
@@ -25,7 +25,9 @@ def publish_review(incident) -> PostMortem:
     )
     postmortem = PostMortem.objects.filter(incident=incident).first()
     if postmortem is None:
-        postmortem = services.postmortem_create(incident=incident, owner=writer)
+        postmortem = services.postmortem_create(
+            incident=incident, owner=writer, source=Source.ADMIN
+        )
     services.postmortem_update(
         postmortem=postmortem,
         owner=writer,
@@ -33,11 +35,12 @@ def publish_review(incident) -> PostMortem:
         executive_summary="Checkout failed for 40 minutes after a bad deploy.",
         impact="All card payments failed.",
         root_cause="A configuration change shrank the connection pool.",
+        source=Source.ADMIN,
         **NO_ACTION,
     )
-    services.postmortem_submit(postmortem=postmortem, actor=writer)
-    services.postmortem_approve(postmortem=postmortem, actor=reviewer)
-    return services.postmortem_publish(postmortem=postmortem, actor=writer)
+    services.postmortem_submit(postmortem=postmortem, actor=writer, source=Source.ADMIN)
+    services.postmortem_approve(postmortem=postmortem, actor=reviewer, source=Source.ADMIN)
+    return services.postmortem_publish(postmortem=postmortem, actor=writer, source=Source.ADMIN)
 
 
 ROOT_CAUSE = "The pool was too small for the retry storm."
@@ -45,7 +48,9 @@ ROOT_CAUSE = "The pool was too small for the retry storm."
 
 def resolve(incident) -> PostMortem:
     """Resolve the incident; a SEV1/SEV2 starts its post-mortem on resolution."""
-    incident_services.incident_transition(incident=incident, to_status=Status.RESOLVED)
+    incident_services.incident_transition(
+        incident=incident, to_status=Status.RESOLVED, source=Source.ADMIN
+    )
     return PostMortem.objects.get(incident=incident)
 
 
@@ -53,16 +58,22 @@ def ready(postmortem, reviewer, **changes) -> PostMortem:
     """Write the required sections (the draft holds the rest) and name the reviewer;
     publishable without action items unless `changes` say otherwise."""
     fields = {"root_cause": ROOT_CAUSE, **NO_ACTION, **changes}
-    return services.postmortem_update(postmortem=postmortem, reviewers=[reviewer], **fields)
+    return services.postmortem_update(
+        postmortem=postmortem, reviewers=[reviewer], source=Source.ADMIN, **fields
+    )
 
 
 def in_review(postmortem, reviewer, **changes) -> PostMortem:
     ready(postmortem, reviewer, **changes)
-    return services.postmortem_submit(postmortem=postmortem, actor=postmortem.owner)
+    return services.postmortem_submit(
+        postmortem=postmortem, actor=postmortem.owner, source=Source.ADMIN
+    )
 
 
 def publish(postmortem, reviewer, **changes) -> PostMortem:
     """Take the draft through review to published, as its owner and `reviewer`."""
     in_review(postmortem, reviewer, **changes)
-    services.postmortem_approve(postmortem=postmortem, actor=reviewer)
-    return services.postmortem_publish(postmortem=postmortem, actor=postmortem.owner)
+    services.postmortem_approve(postmortem=postmortem, actor=reviewer, source=Source.ADMIN)
+    return services.postmortem_publish(
+        postmortem=postmortem, actor=postmortem.owner, source=Source.ADMIN
+    )

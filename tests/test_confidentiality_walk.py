@@ -37,8 +37,10 @@ from incidents.models import (
     IncidentType,
     Notification,
     Role,
+    RoleAssignment,
     Service,
     Severity,
+    Source,
     StakeholderGroup,
     Status,
     TimelineEvent,
@@ -117,20 +119,35 @@ def build_world(django_user_model) -> World:
         detection_source="customer_report",
         commander=w.alice,
         actor=w.alice,
+        source=Source.ADMIN,
     )
     incidents.status_update_post(
-        incident=conf, audience=Audience.PUBLIC, summary=marked("public update"), actor=w.alice
+        incident=conf,
+        audience=Audience.PUBLIC,
+        summary=marked("public update"),
+        actor=w.alice,
+        source=Source.ADMIN,
     )
     incidents.incident_update_details(
-        incident=conf, confidential=True, incident_type=security, actor=w.alice
+        incident=conf,
+        confidential=True,
+        incident_type=security,
+        actor=w.alice,
+        source=Source.ADMIN,
     )
     # Nobody acknowledged it in time: the watchdogs escalate and remind (as if a week on).
     EscalationLevel.objects.get(level=1).members.add(w.cso)
     watchdogs.escalate_unacknowledged(now=timezone.now() + timedelta(days=7))
     watchdogs.remind_overdue_updates(now=timezone.now() + timedelta(days=7))
-    incidents.role_assign(incident=conf, role=Role.TECHNICAL_LEAD, user=w.trent, actor=w.alice)
-    incidents.role_assign(incident=conf, role=Role.SME, user=w.rita, actor=w.alice)
-    incidents.role_assign(incident=conf, role=Role.SECURITY_LEAD, user=w.cso, actor=w.alice)
+    incidents.role_assign(
+        incident=conf, role=Role.TECHNICAL_LEAD, user=w.trent, actor=w.alice, source=Source.ADMIN
+    )
+    incidents.role_assign(
+        incident=conf, role=Role.SME, user=w.rita, actor=w.alice, source=Source.ADMIN
+    )
+    incidents.role_assign(
+        incident=conf, role=Role.SECURITY_LEAD, user=w.cso, actor=w.alice, source=Source.ADMIN
+    )
     for kind in TimelineEvent.MANUAL_KINDS:
         incidents.timeline_add_entry(
             incident=conf,
@@ -138,32 +155,51 @@ def build_world(django_user_model) -> World:
             summary=marked(f"timeline {kind}"),
             details={"link": marked(f"details {kind}")},
             actor=w.alice,
+            source=Source.ADMIN,
         )
     incidents.status_update_post(
-        incident=conf, audience=Audience.INTERNAL, summary=marked("internal update"), actor=w.alice
+        incident=conf,
+        audience=Audience.INTERNAL,
+        summary=marked("internal update"),
+        actor=w.alice,
+        source=Source.ADMIN,
     )
     incidents.incident_change_severity(
-        incident=conf, severity=sev1, reason=marked("severity reason"), actor=w.alice
+        incident=conf,
+        severity=sev1,
+        reason=marked("severity reason"),
+        actor=w.alice,
+        source=Source.ADMIN,
     )
-    incidents.incident_acknowledge(incident=conf, actor=w.alice)
+    incidents.incident_acknowledge(incident=conf, actor=w.alice, source=Source.ADMIN)
     incidents.incident_update_details(
         incident=conf,
         title=marked("title v2"),
         summary=marked("summary v2"),
         customer_impact=marked("customer impact v2"),
         actor=w.alice,
+        source=Source.ADMIN,
     )
     incidents.incident_transition(
-        incident=conf, to_status=Status.IDENTIFIED, note=marked("identified"), actor=w.alice
+        incident=conf,
+        to_status=Status.IDENTIFIED,
+        note=marked("identified"),
+        actor=w.alice,
+        source=Source.ADMIN,
     )
     incidents.status_update_post(
         incident=conf,
         audience=Audience.INTERNAL,
         summary=marked("internal update 2"),
         actor=w.trent,
+        source=Source.ADMIN,
     )
     incidents.incident_transition(
-        incident=conf, to_status=Status.RESOLVED, note=marked("resolved"), actor=w.alice
+        incident=conf,
+        to_status=Status.RESOLVED,
+        note=marked("resolved"),
+        actor=w.alice,
+        source=Source.ADMIN,
     )
 
     # Resolving the SEV1 started its review, owned by the commander (alice).
@@ -179,9 +215,12 @@ def build_world(django_user_model) -> World:
         ],
         timeline_marks={entry.pk: (True, marked("commentary"))},
         review_meeting_at=timezone.now() + timedelta(days=1),
+        source=Source.ADMIN,
         **{name: marked(name) for name in SECTIONS},
     )
-    reviews.postmortem_update(postmortem=pm, actor=w.alice, root_cause=marked("root cause v2"))
+    reviews.postmortem_update(
+        postmortem=pm, actor=w.alice, root_cause=marked("root cause v2"), source=Source.ADMIN
+    )
 
     # Follow-up work: one due this week (the digest), one overdue, one blocked.
     item = remediation.action_item_create(
@@ -197,10 +236,17 @@ def build_world(django_user_model) -> World:
         due_on=today + timedelta(days=2),
         verification_note=marked("verification"),
         actor=w.alice,
+        source=Source.ADMIN,
     )
-    remediation.action_item_note(item=item, note=marked("progress note"), actor=w.trent)
+    remediation.action_item_note(
+        item=item, note=marked("progress note"), actor=w.trent, source=Source.ADMIN
+    )
     remediation.action_item_update(
-        item=item, description=marked("item description v2"), note=marked("change"), actor=w.alice
+        item=item,
+        description=marked("item description v2"),
+        note=marked("change"),
+        actor=w.alice,
+        source=Source.ADMIN,
     )
     late = remediation.action_item_create(
         incident=conf,
@@ -212,6 +258,7 @@ def build_world(django_user_model) -> World:
         team=marked("team"),
         due_on=today - timedelta(days=5),
         actor=w.alice,
+        source=Source.ADMIN,
     )
     blocked = remediation.action_item_create(
         incident=conf,
@@ -220,15 +267,26 @@ def build_world(django_user_model) -> World:
         owner=w.rita,
         team=marked("team other"),
         actor=w.alice,
+        source=Source.ADMIN,
     )
     remediation.action_item_transition(
-        item=blocked, to_status="blocked", note=marked("blocked reason"), actor=w.rita
+        item=blocked,
+        to_status="blocked",
+        note=marked("blocked reason"),
+        actor=w.rita,
+        source=Source.ADMIN,
     )
-    reviews.postmortem_submit(postmortem=pm, actor=w.alice)
-    reviews.postmortem_approve(postmortem=pm, actor=w.rita, comment=marked("approval"))
-    reviews.postmortem_publish(postmortem=pm, actor=w.alice)
+    reviews.postmortem_submit(postmortem=pm, actor=w.alice, source=Source.ADMIN)
+    reviews.postmortem_approve(
+        postmortem=pm, actor=w.rita, comment=marked("approval"), source=Source.ADMIN
+    )
+    reviews.postmortem_publish(postmortem=pm, actor=w.alice, source=Source.ADMIN)
     incidents.incident_transition(
-        incident=conf, to_status=Status.CLOSED, note=marked("closed"), actor=w.alice
+        incident=conf,
+        to_status=Status.CLOSED,
+        note=marked("closed"),
+        actor=w.alice,
+        source=Source.ADMIN,
     )
 
     # Public incidents whose reviews name the confidential one as related: one
@@ -241,15 +299,22 @@ def build_world(django_user_model) -> World:
             services=[api],
             commander=w.alice,
             actor=w.alice,
+            source=Source.ADMIN,
         )
         incidents.status_update_post(
-            incident=incident, audience=Audience.PUBLIC, summary=update, actor=w.alice
+            incident=incident,
+            audience=Audience.PUBLIC,
+            summary=update,
+            actor=w.alice,
+            source=Source.ADMIN,
         )
         return incident
 
     public = declare_public("Checkout returns 502", "We are looking into failed payments.")
-    incidents.incident_acknowledge(incident=public, actor=w.alice)
-    incidents.incident_transition(incident=public, to_status=Status.RESOLVED, actor=w.alice)
+    incidents.incident_acknowledge(incident=public, actor=w.alice, source=Source.ADMIN)
+    incidents.incident_transition(
+        incident=public, to_status=Status.RESOLVED, actor=w.alice, source=Source.ADMIN
+    )
     public_pm = PostMortem.objects.get(incident=public)
     reviews.postmortem_update(
         postmortem=public_pm,
@@ -261,21 +326,26 @@ def build_world(django_user_model) -> World:
         root_cause="A configuration change shrank the connection pool.",
         no_action_needed=True,
         no_action_reason="The fix shipped during the response.",
+        source=Source.ADMIN,
     )
     reviews.postmortem_update(
-        postmortem=public_pm, actor=w.alice, lessons_learned="Watch the pool size."
+        postmortem=public_pm,
+        actor=w.alice,
+        lessons_learned="Watch the pool size.",
+        source=Source.ADMIN,
     )
-    reviews.postmortem_submit(postmortem=public_pm, actor=w.alice)
-    reviews.postmortem_approve(postmortem=public_pm, actor=w.rita)
-    reviews.postmortem_publish(postmortem=public_pm, actor=w.alice)
+    reviews.postmortem_submit(postmortem=public_pm, actor=w.alice, source=Source.ADMIN)
+    reviews.postmortem_approve(postmortem=public_pm, actor=w.rita, source=Source.ADMIN)
+    reviews.postmortem_publish(postmortem=public_pm, actor=w.alice, source=Source.ADMIN)
 
     open_public = declare_public("Search is slow", "Searches take up to 10 seconds.")
-    draft_pm = reviews.postmortem_create(incident=open_public, actor=w.alice)
+    draft_pm = reviews.postmortem_create(incident=open_public, actor=w.alice, source=Source.ADMIN)
     reviews.postmortem_update(
         postmortem=draft_pm,
         actor=w.alice,
         related_incidents=[conf],
         executive_summary="Search slowed down.",
+        source=Source.ADMIN,
     )
     remediation.action_item_create(
         incident=open_public,
@@ -286,6 +356,7 @@ def build_world(django_user_model) -> World:
         team="Search",
         due_on=today + timedelta(days=3),
         actor=w.alice,
+        source=Source.ADMIN,
     )
 
     # The weekly digest (no incident of its own: it lists trent's items of both
@@ -339,6 +410,10 @@ def fillers(w: World, rows: walk.Rows) -> walk.Filler:
     for model, pks in ((Incident, [w.conf.pk]), (PostMortem, [w.pm.pk, w.public_pm.pk])):
         content_type = ContentType.objects.get_for_model(model)
         admin_objects += [{"content_type_id": content_type.pk, "object_id": pk} for pk in pks]
+    # The roles held on the walked incidents, for the stand-down pages (admin and API).
+    roles = RoleAssignment.objects.filter(
+        incident__in=[w.conf, w.public, w.open_public]
+    ).values_list("incident_id", "pk")
     return walk.Filler(
         rows=rows,
         # Route kwargs by name, for views that are not an admin's or an API viewset's
@@ -349,9 +424,15 @@ def fillers(w: World, rows: walk.Rows) -> walk.Filler:
             # The admin's catch-all: a page that does not exist.
             "url": lambda: ["no-such-page/"],
             "app_label": lambda: sorted({m._meta.app_label for m in admin.site._registry}),
+            "id": lambda: [pk for _, pk in roles],
         },
         # The admin's "view on site" redirect takes a content type and an object.
-        by_route={"admin:view_on_site": lambda: admin_objects},
+        by_route={
+            "admin:view_on_site": lambda: admin_objects,
+            "admin:incidents_incident_stand_down": lambda: [
+                {"object_id": incident, "assignment_id": pk} for incident, pk in roles
+            ],
+        },
     )
 
 

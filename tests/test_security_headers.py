@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 import pytest
 
 from incidents import services
-from incidents.models import Audience
+from incidents.models import Audience, Source
 from tests.api import client_for
 from tests.conftest import make_user
 from tests.reviews import publish_review, resolve
@@ -133,7 +133,10 @@ def test_api_responses_carry_the_policy(commander, declare):
 def test_status_page_json_and_feed_carry_the_policy(client, declare, api_service):
     incident = declare(services=[api_service])
     services.status_update_post(
-        incident=incident, audience=Audience.PUBLIC, summary="Rolling back."
+        incident=incident,
+        audience=Audience.PUBLIC,
+        summary="Rolling back.",
+        source=Source.ADMIN,
     )
     for url in ("/status/", "/status.json", "/status/feed/"):
         response = client.get(url)

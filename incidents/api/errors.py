@@ -13,7 +13,7 @@ from drf_standardized_errors.handler import ExceptionHandler
 from drf_standardized_errors.openapi_serializers import ClientErrorEnum
 from rest_framework import exceptions, serializers, status
 
-from incidents.errors import IncidentError, StateConflict
+from incidents.errors import DomainError, StateConflict
 
 
 class Conflict(exceptions.APIException):
@@ -44,7 +44,7 @@ class SitrepExceptionHandler(ExceptionHandler):
             return RequestTooLarge()
         if isinstance(exc, StateConflict):
             return Conflict(detail=exc.message)
-        if isinstance(exc, IncidentError):
+        if isinstance(exc, DomainError):
             return exceptions.ValidationError({exc.field or "non_field_errors": [exc.message]})
         return super().convert_known_exceptions(exc)
 

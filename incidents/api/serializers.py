@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
+from incidents.metrics import MILESTONE_FIELDS
 from incidents.models import (
     MANUAL_TIMELINE_KINDS,
     Audience,
@@ -213,14 +214,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "confidential",
             "declared_by",
             "commander",
-            "started_at",
-            "detected_at",
-            "declared_at",
-            "acknowledged_at",
-            "identified_at",
-            "mitigated_at",
-            "resolved_at",
-            "closed_at",
+            *MILESTONE_FIELDS,
             "ack_due_at",
             "created_at",
             "updated_at",
@@ -236,7 +230,7 @@ class RoleAssignmentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RoleAssignment
-        fields = ["role", "user", "assigned_at", "relieved_at", "assigned_by"]
+        fields = ["id", "role", "user", "assigned_at", "relieved_at", "assigned_by"]
         read_only_fields = fields
 
 

@@ -198,6 +198,8 @@ class IncidentViewSet(ServiceBackedViewSet):
 
     serializer_class = s.IncidentSerializer
     queryset = Incident.objects.all()
+    # DELETE only for roles/{id}/ (standing down): incidents themselves are never deleted.
+    http_method_names = [*ServiceBackedViewSet.http_method_names, "delete"]
     lookup_field = "reference"
     lookup_value_regex = r"INC-\d{4}-\d{4,}"
     filterset_class = IncidentFilter
@@ -340,6 +342,31 @@ class IncidentViewSet(ServiceBackedViewSet):
             )
 
         return idempotent(request, assign)
+
+    @extend_schema(
+        summary="Stand down from a role (without naming a successor)",
+        description="Ends the assignment now; it stays in the roles list with `relieved_at` "
+        "and the timeline says who stood down. 404 if the incident has no assignment with "
+        "this `id`; 409 if it already ended. To hand a role over, POST to `roles/` instead.",
+        parameters=[
+            OpenApiParameter(
+                "id",
+                OpenApiTypes.INT,
+                OpenApiParameter.PATH,
+                description="The assignment's `id`, as the roles list gives it.",
+            )
+        ],
+        request=None,
+        responses={204: None, **CONFLICT},
+    )
+    # At most 18 digits: a larger number is no row, and would overflow the database's integer.
+    @action(detail=True, methods=["delete"], url_path=r"roles/(?P<id>\d{1,18})", url_name="role")
+    def stand_down(self, request, reference=None, id=None):
+        assignment = self.get_object().roles.filter(pk=id).first()
+        if assignment is None:
+            raise exceptions.NotFound("No such role assignment on this incident.")
+        services.role_relieve(assignment=assignment, actor=request.user, source=Source.API)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     # --- status updates ---------------------------------------------------------------
 

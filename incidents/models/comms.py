@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from incidents import extensions
+
 from .core import Incident, Severity, Status
 
 
@@ -128,9 +130,6 @@ class Notification(models.Model):
         STATUS_UPDATE = "status_update", "Status update posted"
         ESCALATION = "escalation", "Escalation"
         UPDATE_REMINDER = "update_reminder", "Update overdue reminder"
-        REVIEW = "review", "Post-incident review"
-        REVIEW_PUBLISHED = "review_published", "Post-incident review published"
-        FOLLOW_UP = "follow_up", "Follow-up work"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -144,7 +143,11 @@ class Notification(models.Model):
     # Other incidents the message names (a digest of action items): whoever may not see
     # one of them may not read the message, unless it was sent to them.
     mentions = models.ManyToManyField(Incident, blank=True, related_name="+")
-    event = models.CharField(max_length=20, choices=Event.choices)
+    # The core's events (Event) and those other apps register (incidents.extensions).
+    event = models.CharField(
+        max_length=extensions.notification_events.max_length,
+        choices=extensions.notification_event_choices,
+    )
     channel = models.CharField(max_length=10, choices=ChannelKind.choices)
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from incidents import extensions
+
 
 class Service(models.Model):
     """Something that can break: an API, a database, a payment provider."""
@@ -339,8 +341,6 @@ class TimelineEvent(models.Model):
         ALERT = "alert", "Alert"
         ESCALATION = "escalation", "Escalation"
         CHECKLIST = "checklist", "Checklist"
-        REVIEW = "review", "Post-incident review"
-        FOLLOW_UP = "follow_up", "Follow-up work"
 
     # What a person may write by hand; the rest are written by services.
     MANUAL_KINDS = (Kind.NOTE, Kind.ACTION, Kind.DECISION, Kind.COMMUNICATION)
@@ -348,7 +348,11 @@ class TimelineEvent(models.Model):
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
     occurred_at = models.DateTimeField(help_text="When it happened.")
     created_at = models.DateTimeField(auto_now_add=True, help_text="When it was recorded.")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # The core's kinds (Kind) and those other apps register (incidents.extensions).
+    kind = models.CharField(
+        max_length=extensions.timeline_kinds.max_length,
+        choices=extensions.timeline_kind_choices,
+    )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -370,6 +374,6 @@ class TimelineEvent(models.Model):
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.get_kind_display()}: {self.summary[:60]}"
 
 
-# Named choice sets for the API schema (settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
-TIMELINE_KINDS = TimelineEvent.Kind.choices
+# Named choice sets for the API schema (settings.SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]);
+# every timeline kind is incidents.extensions.timeline_kind_choices.
 MANUAL_TIMELINE_KINDS = [(kind.value, kind.label) for kind in TimelineEvent.MANUAL_KINDS]

@@ -139,7 +139,9 @@ class PostMortemViewSet(ServiceBackedViewSet):
                 mark["id"]: (mark["is_key"], mark.get("commentary"))
                 for mark in data.pop("timeline")
             }
-        postmortem = services.postmortem_update(postmortem=postmortem, actor=request.user, **data)
+        postmortem = services.postmortem_update(
+            postmortem=postmortem, actor=request.user, source=Source.API, **data
+        )
         return self._respond(postmortem)
 
     # --- the review workflow --------------------------------------------------------
@@ -152,7 +154,7 @@ class PostMortemViewSet(ServiceBackedViewSet):
     @action(detail=True, methods=["post"])
     def sync(self, request, reference=None):
         postmortem = self.get_object()
-        services.postmortem_sync(postmortem=postmortem, actor=request.user)
+        services.postmortem_sync(postmortem=postmortem, actor=request.user, source=Source.API)
         return self._respond(postmortem)
 
     @extend_schema(

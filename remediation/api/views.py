@@ -1,7 +1,5 @@
 """Thin views over remediation.services; visibility and figures from remediation.queries."""
 
-from datetime import date
-
 import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -14,12 +12,12 @@ from rest_framework.views import APIView
 from incidents.api.errors import ErrorResponse409Serializer, ErrorResponse422Serializer
 from incidents.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from incidents.api.views import ServiceBackedViewSet
-from incidents.models import Service, Severity, Source
+from incidents.models import Source
 from postmortems.models import PostMortem
 
 from .. import services
 from ..models import ActionItem
-from ..queries import ReportFilters, action_item_list_visible_to, remediation_report
+from ..queries import action_item_list_visible_to, remediation_report, report_filters_from
 from . import serializers as s
 
 CONFLICT = {409: ErrorResponse409Serializer}
@@ -118,7 +116,7 @@ class ActionItemViewSet(ServiceBackedViewSet):
     def partial_update(self, request, *args, **kwargs):
         item = self.get_object()
         data = self.valid_input(s.ActionItemPatchSerializer)
-        item = services.action_item_update(item=item, actor=request.user, **data)
+        item = services.action_item_update(item=item, actor=request.user, source=Source.API, **data)
         return self._respond(item)
 
     @extend_schema(
@@ -149,7 +147,9 @@ class ActionItemViewSet(ServiceBackedViewSet):
                 source=Source.API,
             )
         else:
-            services.action_item_note(item=item, note=data["note"], actor=request.user)
+            services.action_item_note(
+                item=item, note=data["note"], actor=request.user, source=Source.API
+            )
         return self._respond(item, status.HTTP_201_CREATED)
 
 
@@ -161,16 +161,6 @@ class ReportPermission(permissions.BasePermission):
         return bool(
             user and user.is_authenticated and user.has_perm("remediation.view_remediationreport")
         )
-
-
-def _date(request, name) -> date | None:
-    value = request.query_params.get(name)
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise exceptions.ValidationError({name: ["Give a date as YYYY-MM-DD."]}) from None
 
 
 @extend_validation_errors(["invalid"], field_name="created_from", methods=["get"])
@@ -192,17 +182,8 @@ class RemediationReportView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
-        filters = ReportFilters(
-            created_from=_date(request, "created_from"),
-            created_to=_date(request, "created_to"),
-            service=request.query_params.get("service") or None,
-            team=request.query_params.get("team") or None,
-            severity=request.query_params.get("severity") or None,
-        )
-        for name, model, field in (("service", Service, "slug"), ("severity", Severity, "key")):
-            value = getattr(filters, name)
-            if value and not model.objects.filter(**{field: value}).exists():
-                raise exceptions.ValidationError({name: [f"Unknown {name} {value!r}."]})
+        # A refused filter is a 400 naming the field (the domain error's mapping).
+        filters = report_filters_from(request.query_params)
         report = remediation_report(request.user, filters)
         return Response(report_as_json(report))
 

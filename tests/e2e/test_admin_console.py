@@ -5,7 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from incidents.models import Status, TimelineEvent
+from incidents import services
+from incidents.models import Role, Source, Status, TimelineEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,3 +61,25 @@ def test_illegal_move_is_explained_in_the_page(logged_in_page, live_server, decl
     )
     incident.refresh_from_db()
     assert incident.status == Status.DECLARED
+
+
+def test_commander_stands_a_scribe_down_from_the_roles_inline(
+    logged_in_page, live_server, declare, responder
+):
+    page = logged_in_page
+    incident = declare(title="Search is slow")
+    scribe = services.role_assign(
+        incident=incident, role=Role.SCRIBE, user=responder, source=Source.ADMIN
+    )
+    page.goto(f"{live_server.url}/admin/incidents/incident/{incident.pk}/change/")
+    row = page.locator("#roles-group tr.has_original", has_text="Scribe")
+    row.get_by_role("link", name="Stand down…").click()
+    expect(page.locator("#content-main")).to_contain_text("Stand bob down as scribe")
+    page.click("#stand-down-form input[type=submit]")
+    expect(page).to_have_url(re.compile(rf"/admin/incidents/incident/{incident.pk}/change/"))
+    expect(page.locator(".messagelist")).to_contain_text("Stood bob down as scribe.")
+    expect(row.get_by_role("link", name="Stand down…")).to_have_count(0)
+    expect(page.locator("#timeline-group")).to_contain_text("bob stood down as scribe")
+
+    scribe.refresh_from_db()
+    assert scribe.relieved_at is not None

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from incidents import services
-from incidents.models import Audience
+from incidents.models import Audience, Source
 from tests.conftest import make_user
 from tests.reviews import publish_review, resolve
 
@@ -127,7 +127,10 @@ def test_status_page_runs_under_the_policy(watched, live_server, declare, api_se
     page, problems = watched
     incident = declare(title="Checkout returns 502", services=[api_service])
     services.status_update_post(
-        incident=incident, audience=Audience.PUBLIC, summary="We are rolling back a deploy."
+        incident=incident,
+        audience=Audience.PUBLIC,
+        summary="We are rolling back a deploy.",
+        source=Source.ADMIN,
     )
     page.goto(f"{live_server.url}/status/")
     expect(page.locator("#overall")).to_have_text("Major outage")

@@ -8,7 +8,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from incidents import services
-from incidents.models import Status, TimelineEvent
+from incidents.models import Source, Status, TimelineEvent
 from postmortems import services as reviews
 from postmortems.models import BLAMELESS_NOTE, PostMortem
 from tests.conftest import make_user
@@ -49,7 +49,10 @@ def published(declare, commander, api_service) -> PostMortem:
         declared_at=now - timedelta(minutes=90),
     )
     services.incident_acknowledge(
-        incident=incident, actor=commander, occurred_at=now - timedelta(minutes=80)
+        incident=incident,
+        actor=commander,
+        occurred_at=now - timedelta(minutes=80),
+        source=Source.ADMIN,
     )
     services.timeline_add_entry(
         incident=incident,
@@ -57,6 +60,7 @@ def published(declare, commander, api_service) -> PostMortem:
         summary="Roll back the 14:02 deploy",
         actor=commander,
         occurred_at=now - timedelta(minutes=60),
+        source=Source.ADMIN,
     )
     services.timeline_add_entry(
         incident=incident,
@@ -64,12 +68,14 @@ def published(declare, commander, api_service) -> PostMortem:
         summary="Grafana dashboard is slow to load",
         actor=commander,
         occurred_at=now - timedelta(minutes=50),
+        source=Source.ADMIN,
     )
     services.incident_transition(
         incident=incident,
         to_status=Status.RESOLVED,
         actor=commander,
         occurred_at=now - timedelta(minutes=30),
+        source=Source.ADMIN,
     )
     postmortem = PostMortem.objects.get(incident=incident)
     reviews.postmortem_update(
@@ -77,6 +83,7 @@ def published(declare, commander, api_service) -> PostMortem:
         went_well=BOLD_LIST,
         lessons_learned=INJECTION,
         contributing_factors=[("technical", "The pool size was *hard-coded*.")],
+        source=Source.ADMIN,
     )
     return publish_review(incident)
 

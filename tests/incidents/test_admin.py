@@ -10,10 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import services
-from incidents.models import Incident, Role, Status, TimelineEvent
+from incidents.models import Incident, Role, Source, Status, TimelineEvent
 from tests.conftest import make_user
 from tests.forms import form_data
-from tests.reviews import publish_review
 
 CHANGELIST = reverse("admin:incidents_incident_changelist")
 ADD = reverse("admin:incidents_incident_add")
@@ -71,7 +70,9 @@ def test_changelist_marks_unacknowledged_incident_overdue(commander_client, decl
 def test_changelist_filters_open_and_severity(commander_client, declare, sev2):
     open_one = declare(title="Still burning")
     closed_one = declare(title="Long over", severity=sev2)
-    services.incident_transition(incident=closed_one, to_status=Status.RESOLVED)
+    services.incident_transition(
+        incident=closed_one, to_status=Status.RESOLVED, source=Source.ADMIN
+    )
     body = commander_client.get(CHANGELIST, {"open": "yes"}).content.decode()
     assert open_one.reference in body and closed_one.reference not in body
     body = commander_client.get(CHANGELIST, {"severity__id__exact": sev2.pk}).content.decode()
@@ -97,7 +98,9 @@ def test_changelist_query_count_does_not_grow_with_incidents(
     def add(count):
         for number in range(count):
             incident = declare(title=f"Incident {number}", services=[api_service])
-            services.role_assign(incident=incident, role=Role.COMMANDER, user=responder)
+            services.role_assign(
+                incident=incident, role=Role.COMMANDER, user=responder, source=Source.ADMIN
+            )
 
     add(5)
     with_five = _changelist_queries(commander_client)
@@ -274,11 +277,12 @@ def test_acknowledge_action(commander_client, commander, declare):
     assert incident.history.latest().history_user == commander
 
 
-def test_move_action_reports_illegal_moves_and_changes_nothing(commander_client, declare):
+def test_move_action_reports_illegal_moves_and_changes_nothing(
+    commander_client, declare, core_only
+):
     fresh, done = declare(), declare()
-    services.incident_transition(incident=done, to_status=Status.RESOLVED)
-    publish_review(done)
-    services.incident_transition(incident=done, to_status=Status.CLOSED)
+    services.incident_transition(incident=done, to_status=Status.RESOLVED, source=Source.ADMIN)
+    services.incident_transition(incident=done, to_status=Status.CLOSED, source=Source.ADMIN)
     response = run_action(
         commander_client, "move_to_status", [fresh, done], to_status="monitoring", note="Fix out"
     )

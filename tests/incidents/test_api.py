@@ -21,9 +21,11 @@ from incidents.models import (
     Role,
     RoleAssignment,
     Service,
+    Source,
     Status,
     TimelineEvent,
 )
+from postmortems import vocabulary as postmortem_vocabulary
 from tests.api import client_for, errors
 from tests.conftest import make_user
 
@@ -95,9 +97,9 @@ def test_list_shows_incident_fields(api, declare, api_service, responder):
 def test_list_filters_by_status_repeatedly(api, declare):
     declared = declare(title="Declared")
     investigating = declare(title="Investigating")
-    services.incident_acknowledge(incident=investigating)
+    services.incident_acknowledge(incident=investigating, source=Source.ADMIN)
     resolved = declare(title="Resolved")
-    services.incident_transition(incident=resolved, to_status=Status.RESOLVED)
+    services.incident_transition(incident=resolved, to_status=Status.RESOLVED, source=Source.ADMIN)
     response = api.get(INCIDENTS, {"status": ["declared", "investigating"]})
     assert sorted(references(response)) == sorted([declared.reference, investigating.reference])
 
@@ -138,7 +140,9 @@ def test_list_filters_by_service(api, declare, api_service):
 @pytest.mark.parametrize("value, wanted", [("true", "open"), ("false", "closed")])
 def test_list_filters_open_and_closed(api, declare, value, wanted):
     incidents = {"open": declare(title="Open"), "closed": declare(title="Closed")}
-    services.incident_transition(incident=incidents["closed"], to_status=Status.RESOLVED)
+    services.incident_transition(
+        incident=incidents["closed"], to_status=Status.RESOLVED, source=Source.ADMIN
+    )
     assert references(api.get(INCIDENTS, {"open": value})) == [incidents[wanted].reference]
 
 
@@ -318,6 +322,22 @@ def test_acknowledge_starts_investigation(api, commander, declare):
     assert (event.source, event.author) == ("api", commander)
 
 
+def test_resolving_through_the_api_records_every_step_it_causes_as_api(api, declare):
+    """The resolve and the review it starts (a SEV1 requires one) both came from the API."""
+    incident = declare()
+    assert incident.severity.postmortem_required
+
+    response = api.post(detail(incident, "transition"), {"status": "resolved"}, format="json")
+
+    assert response.status_code == 200, response.content
+    written = incident.timeline.filter(
+        kind__in=[TimelineEvent.Kind.STATUS_CHANGE, postmortem_vocabulary.Kind.REVIEW]
+    )
+    assert sorted(event.kind for event in written) == ["review", "status_change"]
+    assert [event.source for event in written] == [Source.API, Source.API]
+    assert [event.history.get().source for event in written] == [Source.API, Source.API]
+
+
 def test_acknowledging_twice_is_a_conflict(api, declare):
     incident = declare()
     api.post(detail(incident, "acknowledge"))
@@ -386,6 +406,7 @@ def test_assigning_commander_hands_over_from_previous_holder(api, commander, dec
     )
     assert response.status_code == 201, response.content
     assert response.json() == {
+        "id": incident.roles.get(user__username="bob").pk,
         "role": "commander",
         "user": "bob",
         "assigned_at": response.json()["assigned_at"],
@@ -411,6 +432,7 @@ def add_notes(incident, count, start):
             kind=TimelineEvent.Kind.NOTE,
             summary=f"Note {number}",
             occurred_at=start + timedelta(minutes=number),
+            source=Source.ADMIN,
         )
 
 
@@ -738,7 +760,7 @@ def test_confidential_incident_is_visible_to_its_declarer(commander, secret):
 
 
 def test_confidential_incident_is_visible_to_a_role_holder(outsider, secret):
-    services.role_assign(incident=secret, role=Role.SCRIBE, user=outsider)
+    services.role_assign(incident=secret, role=Role.SCRIBE, user=outsider, source=Source.ADMIN)
     client = client_for(outsider)
     assert references(client.get(INCIDENTS)) == [secret.reference]
     assert client.get(detail(secret, "roles")).status_code == 200
@@ -1057,7 +1079,9 @@ def test_incident_list_query_count_does_not_grow(api, declare, responder, api_se
     def add(count):
         for number in range(count):
             incident = declare(title=f"Incident {number}", services=[api_service])
-            services.role_assign(incident=incident, role=Role.COMMANDER, user=responder)
+            services.role_assign(
+                incident=incident, role=Role.COMMANDER, user=responder, source=Source.ADMIN
+            )
 
     add(5)
     with_five = _queries(api, INCIDENTS)
@@ -1296,7 +1320,7 @@ def test_schema_allows_null_where_the_api_sends_null(
     api, schema, declare, responder, component, field
 ):
     incident = declare(actor=None, triage=True)
-    services.role_assign(incident=incident, role=Role.SCRIBE, user=responder)
+    services.role_assign(incident=incident, role=Role.SCRIBE, user=responder, source=Source.ADMIN)
     sent = {
         "Incident": api.get(detail(incident)).json(),
         "TimelineEvent": api.get(detail(incident, "timeline")).json()["results"][0],

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from incidents import services
 from incidents.api.throttling import APIKeyRateThrottle
-from incidents.models import Role, Status
+from incidents.models import Role, Source, Status
 
 CHECKS = [
     not_a_server_error,
@@ -107,8 +107,10 @@ def references(declare, security_type, commander, responder, api_service):
     # Confidential and declared by someone else: the commander's key gets 404s for it.
     hidden = declare(title="Badge cloned", incident_type=security_type, actor=responder)
     resolved = declare(title="Old outage")
-    services.role_assign(incident=resolved, role=Role.COMMANDER, user=responder)
-    services.incident_transition(incident=resolved, to_status=Status.RESOLVED)
+    services.role_assign(
+        incident=resolved, role=Role.COMMANDER, user=responder, source=Source.ADMIN
+    )
+    services.incident_transition(incident=resolved, to_status=Status.RESOLVED, source=Source.ADMIN)
     REAL_REFERENCES[:] = [incident.reference for incident in (plain, mine, hidden, resolved)]
     yield
     REAL_REFERENCES.clear()

@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from incidents.api.parsers import MAX_DEPTH, nests_deeper_than
 from incidents.api.serializers import MAX_SERVICES
-from incidents.models import Incident, Service, Severity, StatusUpdate, TimelineEvent
+from incidents.models import Incident, Service, Severity, Source, StatusUpdate, TimelineEvent
 from postmortems import services as postmortem_services
 from postmortems.api.serializers import (
     MAX_FACTORS,
@@ -60,7 +60,10 @@ def postmortem(incident) -> PostMortem:
 def write_urls(incident, postmortem):
     """(method, url) of an endpoint of each resource that reads a JSON body."""
     item = remediation_services.action_item_create(
-        incident=incident, title="Add a pool alarm", category="technical"
+        incident=incident,
+        title="Add a pool alarm",
+        category="technical",
+        source=Source.ADMIN,
     )
     reference = incident.reference
     return {
@@ -427,13 +430,17 @@ def test_post_mortem_lists_that_are_not_a_list_are_400(api, incident, postmortem
 
 def test_empty_tracker_url_is_sent_as_null_and_documented_so(api, incident):
     bare = remediation_services.action_item_create(
-        incident=incident, title="Add a pool alarm", category="technical"
+        incident=incident,
+        title="Add a pool alarm",
+        category="technical",
+        source=Source.ADMIN,
     )
     linked = remediation_services.action_item_create(
         incident=incident,
         title="Raise the pool size",
         category="technical",
         tracker_url="https://tracker.example.com/OPS-1",
+        source=Source.ADMIN,
     )
     assert api.get(f"{ACTION_ITEMS}{bare.pk}/").json()["tracker_url"] is None
     assert (
@@ -546,7 +553,10 @@ def test_schema_documents_each_post_mortem_validation_error(
 
 def test_schema_documents_a_submit_without_owner(api, schema, incident, postmortem):
     postmortem_services.postmortem_update(
-        postmortem=postmortem, owner=None, root_cause="Pool too small."
+        postmortem=postmortem,
+        owner=None,
+        root_cause="Pool too small.",
+        source=Source.ADMIN,
     )
     path = "/api/v1/postmortems/{reference}/submit/"
     response = api.post(path.replace("{reference}", incident.reference))

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from incidents import services, tasks
-from incidents.errors import IncidentError
+from incidents.errors import DomainError
 from incidents.models import APIKey, IdempotencyRecord
 from tests.forms import form_data
 
@@ -28,7 +28,7 @@ def test_key_is_stored_only_as_a_hash(commander):
 
 
 def test_only_superusers_create_keys_for_others(commander, responder, admin_user):
-    with pytest.raises(IncidentError, match="Only superusers"):
+    with pytest.raises(DomainError, match="Only superusers"):
         services.api_key_create(user=responder, name="x", actor=commander)
     key, _ = services.api_key_create(user=responder, name="x", actor=admin_user)
     assert key.user == responder and key.created_by == admin_user
@@ -109,7 +109,7 @@ def test_admin_revoke_action(commander_client, commander):
 def test_revoking_twice_is_refused(commander):
     key, _ = services.api_key_create(user=commander, name="old")
     services.api_key_revoke(key=key)
-    with pytest.raises(IncidentError, match="already revoked"):
+    with pytest.raises(DomainError, match="already revoked"):
         services.api_key_revoke(key=key)
 
 
@@ -132,7 +132,7 @@ def test_prune_schedule_exists_after_migrate(db):
 
 @pytest.mark.parametrize("days", [0, services.API_KEY_MAX_DAYS + 1, 99_999_999_999])
 def test_an_expiry_out_of_range_is_refused(commander, days):
-    with pytest.raises(services.IncidentError) as refused:
+    with pytest.raises(DomainError) as refused:
         services.api_key_create(user=commander, name="far future", expires_in_days=days)
     assert refused.value.field == "expires_in_days"
 
@@ -145,3 +145,16 @@ def test_the_admin_refuses_an_expiry_too_far_ahead_instead_of_failing(client, co
     )
     assert response.status_code == 200
     assert "Ensure this value is less than or equal to 3650." in response.content.decode()
+
+
+def test_the_admin_refuses_a_name_of_control_characters_and_keeps_the_form(client, commander):
+    client.force_login(commander)
+    response = client.post(
+        reverse("admin:incidents_apikey_add"),
+        {"name": "\x01\x02", "user": commander.pk, "expires_in_days": "30"},
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Name the key after what will use it." in body
+    assert 'value="30"' in body  # what was typed is still there
+    assert not APIKey.objects.exists()

@@ -32,6 +32,7 @@ from incidents.models import (
     Notification,
     Role,
     Severity,
+    Source,
     StakeholderGroup,
     Status,
 )
@@ -221,7 +222,9 @@ def test_a_triage_incident_notifies_nobody_until_it_is_declared(
     incident = declare(triage=True)
     assert Notification.objects.count() == 0
 
-    services.incident_transition(incident=incident, to_status=Status.DECLARED, actor=commander)
+    services.incident_transition(
+        incident=incident, to_status=Status.DECLARED, actor=commander, source=Source.ADMIN
+    )
     assert list(Notification.objects.values_list("event", "address")) == [
         (Event.DECLARED, "oscar@example.com")
     ]
@@ -232,7 +235,9 @@ def test_dismissing_a_triage_incident_notifies_nobody(declare, django_user_model
     add_member(django_user_model, "oscar", "on-call-engineers")
     incident = declare(triage=True)
 
-    services.incident_transition(incident=incident, to_status=Status.CANCELLED, actor=commander)
+    services.incident_transition(
+        incident=incident, to_status=Status.CANCELLED, actor=commander, source=Source.ADMIN
+    )
 
     assert Notification.objects.count() == 0
 
@@ -243,7 +248,11 @@ def test_re_rating_a_triage_incident_notifies_nobody(declare, django_user_model,
     incident = declare(triage=True)
 
     services.incident_change_severity(
-        incident=incident, severity=sev2, reason="smaller than it looked", actor=commander
+        incident=incident,
+        severity=sev2,
+        reason="smaller than it looked",
+        actor=commander,
+        source=Source.ADMIN,
     )
 
     assert Notification.objects.count() == 0
@@ -254,9 +263,15 @@ def test_status_and_severity_changes_notify_the_matrix(declare, django_user_mode
     add_member(django_user_model, "oscar", "on-call-engineers")
     incident = declare()
 
-    services.incident_transition(incident=incident, to_status=Status.INVESTIGATING)
+    services.incident_transition(
+        incident=incident, to_status=Status.INVESTIGATING, source=Source.ADMIN
+    )
     services.incident_change_severity(
-        incident=incident, severity=sev2, reason="one region only", actor=commander
+        incident=incident,
+        severity=sev2,
+        reason="one region only",
+        actor=commander,
+        source=Source.ADMIN,
     )
 
     assert list(
@@ -803,7 +818,11 @@ def test_assigning_a_role_emails_the_new_holder(
 
     with django_capture_on_commit_callbacks(execute=True):
         services.role_assign(
-            incident=incident, role=Role.TECHNICAL_LEAD, user=responder, actor=commander
+            incident=incident,
+            role=Role.TECHNICAL_LEAD,
+            user=responder,
+            actor=commander,
+            source=Source.ADMIN,
         )
 
     notification = Notification.objects.get(incident=incident)
@@ -821,7 +840,11 @@ def test_taking_a_role_yourself_sends_nothing(
 
     with django_capture_on_commit_callbacks(execute=True):
         services.role_assign(
-            incident=incident, role=Role.COMMANDER, user=commander, actor=commander
+            incident=incident,
+            role=Role.COMMANDER,
+            user=commander,
+            actor=commander,
+            source=Source.ADMIN,
         )
 
     assert not Notification.objects.exists()
@@ -843,6 +866,7 @@ def test_a_status_update_notifies_the_matrix_with_its_summary(
             audience=Audience.INTERNAL,
             summary="Rolled back release 4.2; error rate is falling.",
             actor=commander,
+            source=Source.ADMIN,
         )
 
     rows = Notification.objects.filter(incident=incident)
@@ -925,7 +949,7 @@ def test_a_message_about_no_incident_that_names_none_is_for_its_recipient_alone(
 ):
     with transaction.atomic():
         [message] = notifications.notify(
-            None, Event.FOLLOW_UP, users=[responder], subject="A note for Bob", message="Hi"
+            None, Event.ESCALATION, users=[responder], subject="A note for Bob", message="Hi"
         )
     url = reverse("admin:incidents_notification_change", args=[message.pk])
     for user, status in ((outsider, 302), (commander, 302), (responder, 200)):

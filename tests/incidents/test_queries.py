@@ -7,7 +7,7 @@ import time_machine
 from django.contrib.auth.models import AnonymousUser
 
 from incidents import services
-from incidents.models import Incident, Role
+from incidents.models import Incident, Role, Source
 from incidents.queries import incident_list_visible_to, with_commander
 from tests.conftest import make_user
 
@@ -52,15 +52,17 @@ def test_confidential_incident_is_visible_to_its_declarer(secret, public, comman
 
 
 def test_confidential_incident_is_visible_to_role_holder(secret, public, outsider):
-    services.role_assign(incident=secret, role=Role.SCRIBE, user=outsider)
+    services.role_assign(incident=secret, role=Role.SCRIBE, user=outsider, source=Source.ADMIN)
     assert visible(outsider) == {secret, public}
 
 
 def test_confidential_incident_stays_visible_to_former_role_holder(secret, public, outsider):
     with time_machine.travel(T0, tick=False):
-        assignment = services.role_assign(incident=secret, role=Role.SME, user=outsider)
+        assignment = services.role_assign(
+            incident=secret, role=Role.SME, user=outsider, source=Source.ADMIN
+        )
     with time_machine.travel(T0 + timedelta(minutes=5), tick=False):
-        services.role_relieve(assignment=assignment)
+        services.role_relieve(assignment=assignment, source=Source.ADMIN)
     assert visible(outsider) == {secret, public}
 
 
@@ -68,13 +70,13 @@ def test_role_on_another_incident_does_not_reveal_confidential_one(
     secret, public, outsider, declare, security_type
 ):
     other = declare(title="Phishing wave", incident_type=security_type)
-    services.role_assign(incident=other, role=Role.SCRIBE, user=outsider)
+    services.role_assign(incident=other, role=Role.SCRIBE, user=outsider, source=Source.ADMIN)
     assert visible(outsider) == {other, public}
 
 
 def test_participant_sees_each_incident_once(secret, outsider):
-    services.role_assign(incident=secret, role=Role.SCRIBE, user=outsider)
-    services.role_assign(incident=secret, role=Role.SME, user=outsider)
+    services.role_assign(incident=secret, role=Role.SCRIBE, user=outsider, source=Source.ADMIN)
+    services.role_assign(incident=secret, role=Role.SME, user=outsider, source=Source.ADMIN)
     visible_pks = list(incident_list_visible_to(outsider).values_list("pk", flat=True))
     assert visible_pks == [secret.pk]
 
@@ -102,7 +104,9 @@ def test_with_commander_annotates_current_commander(declare, commander, responde
         declare(title="Kept", commander=commander)
         declare(title="No commander")
     with time_machine.travel(T0 + timedelta(minutes=10), tick=False):
-        services.role_assign(incident=handed_over, role=Role.COMMANDER, user=responder)
+        services.role_assign(
+            incident=handed_over, role=Role.COMMANDER, user=responder, source=Source.ADMIN
+        )
 
     rows = dict(with_commander(Incident.objects.all()).values_list("title", "commander_username"))
     assert rows == {"Handed over": "bob", "Kept": "alice", "No commander": None}
@@ -113,5 +117,5 @@ def test_with_commander_is_empty_after_commander_stands_down(declare, commander)
         incident = declare(commander=commander)
     assignment = incident.roles.get()
     with time_machine.travel(T0 + timedelta(minutes=10), tick=False):
-        services.role_relieve(assignment=assignment)
+        services.role_relieve(assignment=assignment, source=Source.ADMIN)
     assert with_commander(Incident.objects.all()).get().commander_username is None

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from incidents import queries, services
 from incidents.defaults import INCIDENT_TYPES, SEVERITIES
-from incidents.errors import IncidentError, TransitionNotAllowed
+from incidents.errors import DomainError, TransitionNotAllowed
 from incidents.models import (
     Incident,
     IncidentType,
@@ -18,13 +18,17 @@ from incidents.models import (
     Role,
     RoleAssignment,
     Severity,
+    Source,
     Status,
     TimelineEvent,
 )
-from tests.reviews import publish_review
 
 T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+
+# The core's rules alone: no post-mortem guard (a SEV1 closes without a published review)
+# and no review started on resolve.
+pytestmark = pytest.mark.usefixtures("core_only")
 
 # The happy path through the lifecycle; any status on it is reached by walking it.
 HAPPY_PATH = [
@@ -43,8 +47,10 @@ ALLOWED_PAIRS = sorted(
 )
 
 
-def transition(incident, to_status, **kwargs):
-    return services.incident_transition(incident=incident, to_status=to_status, **kwargs)
+def transition(incident, to_status, source=Source.ADMIN, **kwargs):
+    return services.incident_transition(
+        incident=incident, to_status=to_status, source=source, **kwargs
+    )
 
 
 def incident_in(declare, status, **declare_kwargs):
@@ -55,8 +61,6 @@ def incident_in(declare, status, **declare_kwargs):
     if status == Status.CANCELLED:
         return transition(incident, Status.CANCELLED)
     for step in HAPPY_PATH[1 : HAPPY_PATH.index(status) + 1]:
-        if step == Status.CLOSED and incident.severity.postmortem_required:
-            publish_review(incident)
         incident = transition(incident, step)
     return incident
 
@@ -84,11 +88,11 @@ def test_allowed_transition_changes_status_and_records_event(
     declare, commander, from_status, to_status
 ):
     incident = incident_in(declare, from_status)
-    if to_status == Status.CLOSED:
-        publish_review(incident)  # a SEV1 closes only once its review is published
     before = events(incident, TimelineEvent.Kind.STATUS_CHANGE).count()
 
-    services.incident_transition(incident=incident, to_status=to_status, actor=commander)
+    services.incident_transition(
+        incident=incident, to_status=to_status, actor=commander, source=Source.ADMIN
+    )
 
     assert reload(incident).status == to_status
     status_events = events(incident, TimelineEvent.Kind.STATUS_CHANGE)
@@ -175,7 +179,7 @@ def test_acknowledge_stamps_time_once(declare):
     with time_machine.travel(T0, tick=False):
         incident = declare()
     with time_machine.travel(T0 + 5 * MINUTE, tick=False):
-        services.incident_acknowledge(incident=incident)
+        services.incident_acknowledge(incident=incident, source=Source.ADMIN)
     with time_machine.travel(T0 + 10 * MINUTE, tick=False):
         transition(incident, Status.IDENTIFIED)
     with time_machine.travel(T0 + 15 * MINUTE, tick=False):
@@ -192,7 +196,7 @@ def test_acknowledge_moves_declared_incident_to_investigating(declare, commander
     with time_machine.travel(T0, tick=False):
         incident = declare()
     with time_machine.travel(T0 + 5 * MINUTE, tick=False):
-        services.incident_acknowledge(incident=incident, actor=commander)
+        services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
 
     incident = reload(incident)
     assert incident.status == Status.INVESTIGATING
@@ -206,10 +210,10 @@ def test_acknowledge_moves_declared_incident_to_investigating(declare, commander
 def test_acknowledging_twice_raises(declare):
     with time_machine.travel(T0, tick=False):
         incident = declare()
-        services.incident_acknowledge(incident=incident)
+        services.incident_acknowledge(incident=incident, source=Source.ADMIN)
     with time_machine.travel(T0 + MINUTE, tick=False):
-        with pytest.raises(IncidentError, match="already acknowledged"):
-            services.incident_acknowledge(incident=incident)
+        with pytest.raises(DomainError, match="already acknowledged"):
+            services.incident_acknowledge(incident=incident, source=Source.ADMIN)
     incident = reload(incident)
     assert incident.acknowledged_at == T0
     assert events(incident, TimelineEvent.Kind.STATUS_CHANGE).count() == 1
@@ -217,8 +221,8 @@ def test_acknowledging_twice_raises(declare):
 
 def test_acknowledge_refused_once_cancelled(declare):
     incident = incident_in(declare, Status.CANCELLED)
-    with pytest.raises(IncidentError, match="cancelled"):
-        services.incident_acknowledge(incident=incident)
+    with pytest.raises(DomainError, match="cancelled"):
+        services.incident_acknowledge(incident=incident, source=Source.ADMIN)
     assert reload(incident).acknowledged_at is None
 
 
@@ -227,7 +231,7 @@ def test_acknowledge_from_triage_declares_and_starts_investigating(declare):
         incident = declare(triage=True)
     assert incident.declared_at is None
     with time_machine.travel(T0 + 7 * MINUTE, tick=False):
-        services.incident_acknowledge(incident=incident)
+        services.incident_acknowledge(incident=incident, source=Source.ADMIN)
 
     incident = reload(incident)
     assert incident.status == Status.INVESTIGATING
@@ -277,7 +281,7 @@ def test_transition_occurred_at_in_past_is_used_for_milestone(declare):
 def test_transition_occurred_at_in_future_is_refused(declare):
     with time_machine.travel(T0, tick=False):
         incident = declare()
-        with pytest.raises(IncidentError):
+        with pytest.raises(DomainError):
             transition(incident, Status.INVESTIGATING, occurred_at=T0 + MINUTE)
     assert reload(incident).status == Status.DECLARED
 
@@ -288,14 +292,14 @@ def test_transition_occurred_at_in_future_is_refused(declare):
 @pytest.fixture
 def failing_record(monkeypatch):
     """Make the timeline write fail just after it wrote its row."""
-    real_record = services.timeline_record
+    real_save = TimelineEvent.save
 
-    def timeline_record(*args, **kwargs):
-        real_record(*args, **kwargs)
+    def save(self, *args, **kwargs):
+        real_save(self, *args, **kwargs)
         raise RuntimeError("timeline store unavailable")
 
     def install():
-        monkeypatch.setattr(services, "timeline_record", timeline_record)
+        monkeypatch.setattr(TimelineEvent, "save", save)
 
     return install
 
@@ -326,7 +330,9 @@ def test_severity_change_is_rolled_back_when_timeline_write_fails(
     incident = declare()
     failing_record()
     with pytest.raises(RuntimeError):
-        services.incident_change_severity(incident=incident, severity=sev2, reason="wider")
+        services.incident_change_severity(
+            incident=incident, severity=sev2, reason="wider", source=Source.ADMIN
+        )
     assert reload(incident).severity == sev1
     assert not events(incident, TimelineEvent.Kind.SEVERITY_CHANGE).exists()
 
@@ -416,6 +422,7 @@ def test_concurrent_declarations_get_distinct_references():
                 severity=severity,
                 incident_type=incident_type,
                 declared_at=declared_at,
+                source=Source.ADMIN,
             )
             with lock:
                 references.append(incident.reference)
@@ -448,7 +455,9 @@ def test_working_one_incident_does_not_block_another_of_the_same_severity(declar
     def hold_first_incident():
         try:
             with transaction.atomic():
-                services.incident_transition(incident=first, to_status=Status.INVESTIGATING)
+                services.incident_transition(
+                    incident=first, to_status=Status.INVESTIGATING, source=Source.ADMIN
+                )
                 holding.set()
                 release.wait(timeout=30)
         finally:
@@ -462,7 +471,9 @@ def test_working_one_incident_does_not_block_another_of_the_same_severity(declar
             # Fail fast instead of hanging if the lock spread to the shared severity row.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '3s'")
-            services.incident_transition(incident=second, to_status=Status.INVESTIGATING)
+            services.incident_transition(
+                incident=second, to_status=Status.INVESTIGATING, source=Source.ADMIN
+            )
     finally:
         release.set()
         holder.join(timeout=30)
@@ -477,8 +488,10 @@ def test_working_one_incident_does_not_block_another_of_the_same_severity(declar
 def test_severity_change_requires_reason(declare, sev1, sev2, reason):
     incident = declare()
     history_count = incident.history.count()
-    with pytest.raises(IncidentError) as excinfo:
-        services.incident_change_severity(incident=incident, severity=sev2, reason=reason)
+    with pytest.raises(DomainError) as excinfo:
+        services.incident_change_severity(
+            incident=incident, severity=sev2, reason=reason, source=Source.ADMIN
+        )
     assert excinfo.value.field == "reason"
     assert reload(incident).severity == sev1
     assert not events(incident, TimelineEvent.Kind.SEVERITY_CHANGE).exists()
@@ -487,23 +500,31 @@ def test_severity_change_requires_reason(declare, sev1, sev2, reason):
 
 def test_severity_change_to_same_severity_is_refused(declare, sev1):
     incident = declare()
-    with pytest.raises(IncidentError, match="already SEV1") as excinfo:
-        services.incident_change_severity(incident=incident, severity=sev1, reason="recheck")
+    with pytest.raises(DomainError, match="already SEV1") as excinfo:
+        services.incident_change_severity(
+            incident=incident, severity=sev1, reason="recheck", source=Source.ADMIN
+        )
     assert excinfo.value.field == "severity"
     assert not events(incident, TimelineEvent.Kind.SEVERITY_CHANGE).exists()
 
 
 def test_severity_change_refused_once_closed(declare, sev1, sev2):
     incident = incident_in(declare, Status.CLOSED)
-    with pytest.raises(IncidentError, match="closed"):
-        services.incident_change_severity(incident=incident, severity=sev2, reason="late")
+    with pytest.raises(DomainError, match="closed"):
+        services.incident_change_severity(
+            incident=incident, severity=sev2, reason="late", source=Source.ADMIN
+        )
     assert reload(incident).severity == sev1
 
 
 def test_severity_change_records_event_and_history_reason(declare, responder, sev2):
     incident = declare()
     services.incident_change_severity(
-        incident=incident, severity=sev2, reason="  only EU affected  ", actor=responder
+        incident=incident,
+        severity=sev2,
+        reason="  only EU affected  ",
+        actor=responder,
+        source=Source.ADMIN,
     )
 
     incident = reload(incident)
@@ -520,7 +541,9 @@ def test_severity_change_records_event_and_history_reason(declare, responder, se
 
 def test_severity_raise_is_called_escalation(declare, sev1, sev2):
     incident = declare(severity=sev2)
-    services.incident_change_severity(incident=incident, severity=sev1, reason="spreading")
+    services.incident_change_severity(
+        incident=incident, severity=sev1, reason="spreading", source=Source.ADMIN
+    )
     event = events(incident, TimelineEvent.Kind.SEVERITY_CHANGE).get()
     assert event.summary.startswith("Escalated SEV2 → SEV1")
 
@@ -533,7 +556,10 @@ def test_history_records_each_acting_user_and_title_diff(declare, commander, res
         incident = declare(title="Checkout returns 502", actor=commander)
     with time_machine.travel(T0 + MINUTE, tick=False):
         services.incident_update_details(
-            incident=incident, title="Checkout returns 502 for EU cards", actor=responder
+            incident=incident,
+            title="Checkout returns 502 for EU cards",
+            actor=responder,
+            source=Source.ADMIN,
         )
 
     records = list(incident.history.order_by("history_date", "history_id"))
@@ -548,16 +574,16 @@ def test_history_records_each_acting_user_and_title_diff(declare, commander, res
 @pytest.mark.parametrize("field", ["status", "reference", "severity", "resolved_at"])
 def test_update_details_refuses_fields_it_does_not_own(declare, field):
     incident = declare()
-    with pytest.raises(IncidentError, match=field):
-        services.incident_update_details(incident=incident, **{field: None})
+    with pytest.raises(DomainError, match=field):
+        services.incident_update_details(incident=incident, source=Source.ADMIN, **{field: None})
     assert reload(incident).status == Status.DECLARED
 
 
 @pytest.mark.parametrize("title", ["", "   "])
 def test_update_details_refuses_blank_title(declare, title):
     incident = declare()
-    with pytest.raises(IncidentError) as excinfo:
-        services.incident_update_details(incident=incident, title=title)
+    with pytest.raises(DomainError) as excinfo:
+        services.incident_update_details(incident=incident, title=title, source=Source.ADMIN)
     assert excinfo.value.field == "title"
     assert reload(incident).title == "Checkout returns 502"
 
@@ -565,8 +591,10 @@ def test_update_details_refuses_blank_title(declare, title):
 def test_update_details_refuses_detection_before_start(declare):
     with time_machine.travel(T0, tick=False):
         incident = declare(started_at=T0 - 10 * MINUTE, detected_at=T0 - 5 * MINUTE)
-        with pytest.raises(IncidentError) as excinfo:
-            services.incident_update_details(incident=incident, detected_at=T0 - 20 * MINUTE)
+        with pytest.raises(DomainError) as excinfo:
+            services.incident_update_details(
+                incident=incident, detected_at=T0 - 20 * MINUTE, source=Source.ADMIN
+            )
     assert excinfo.value.field == "detected_at"
     assert reload(incident).detected_at == T0 - 5 * MINUTE
 
@@ -577,7 +605,11 @@ def test_update_details_without_change_writes_nothing(declare, api_service):
     history_count = incident.history.count()
 
     services.incident_update_details(
-        incident=incident, title="  Checkout returns 502 ", summary="", services=[api_service]
+        incident=incident,
+        title="  Checkout returns 502 ",
+        summary="",
+        services=[api_service],
+        source=Source.ADMIN,
     )
 
     assert events(incident).count() == event_count
@@ -587,7 +619,11 @@ def test_update_details_without_change_writes_nothing(declare, api_service):
 def test_update_details_records_changed_fields(declare, responder):
     incident = declare()
     services.incident_update_details(
-        incident=incident, actor=responder, summary="Card payments fail", title=incident.title
+        incident=incident,
+        actor=responder,
+        summary="Card payments fail",
+        title=incident.title,
+        source=Source.ADMIN,
     )
     event = events(incident, TimelineEvent.Kind.DETAILS_CHANGE).get()
     assert event.details == {"fields": ["summary"]}
@@ -597,7 +633,7 @@ def test_update_details_records_changed_fields(declare, responder):
 
 def test_update_details_records_services_change(declare, api_service):
     incident = declare()
-    services.incident_update_details(incident=incident, services=[api_service])
+    services.incident_update_details(incident=incident, services=[api_service], source=Source.ADMIN)
 
     assert list(reload(incident).services.all()) == [api_service]
     event = events(incident, TimelineEvent.Kind.DETAILS_CHANGE).get()
@@ -606,7 +642,9 @@ def test_update_details_records_services_change(declare, api_service):
 
 def test_update_details_accepts_services_as_any_iterable(declare, api_service):
     incident = declare()
-    services.incident_update_details(incident=incident, services=iter([api_service]))
+    services.incident_update_details(
+        incident=incident, services=iter([api_service]), source=Source.ADMIN
+    )
     event = events(incident, TimelineEvent.Kind.DETAILS_CHANGE).get()
     assert event.details["services"]["to"] == ["api"]
     assert list(reload(incident).services.all()) == [api_service]
@@ -616,7 +654,9 @@ def test_update_details_accepts_services_as_any_iterable(declare, api_service):
 
 
 def assign(incident, role, user, **kwargs):
-    return services.role_assign(incident=incident, role=role, user=user, **kwargs)
+    return services.role_assign(
+        incident=incident, role=role, user=user, source=Source.ADMIN, **kwargs
+    )
 
 
 def test_assigning_commander_relieves_previous_one(declare, commander, responder):
@@ -638,7 +678,7 @@ def test_assigning_commander_relieves_previous_one(declare, commander, responder
 
 def test_assigning_same_holder_twice_is_refused(declare, commander):
     incident = declare(commander=commander)
-    with pytest.raises(IncidentError, match="already") as excinfo:
+    with pytest.raises(DomainError, match="already") as excinfo:
         assign(incident, Role.COMMANDER, commander)
     assert excinfo.value.field == "user"
     assignment = RoleAssignment.objects.get(incident=incident, role=Role.COMMANDER)
@@ -658,13 +698,13 @@ def test_subject_matter_experts_can_hold_the_role_together(declare, responder, s
 def test_same_subject_matter_expert_twice_is_refused(declare, responder):
     incident = declare()
     assign(incident, Role.SME, responder)
-    with pytest.raises(IncidentError):
+    with pytest.raises(DomainError):
         assign(incident, Role.SME, responder)
 
 
 def test_unknown_role_is_refused(declare, responder):
     incident = declare()
-    with pytest.raises(IncidentError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         assign(incident, "janitor", responder)
     assert excinfo.value.field == "role"
 
@@ -673,7 +713,7 @@ def test_inactive_user_cannot_take_a_role(declare, responder):
     responder.is_active = False
     responder.save()
     incident = declare()
-    with pytest.raises(IncidentError, match="not an active user"):
+    with pytest.raises(DomainError, match="not an active user"):
         assign(incident, Role.SCRIBE, responder)
 
 
@@ -692,9 +732,9 @@ def test_role_relieve_stands_holder_down(declare, responder):
     with time_machine.travel(T0, tick=False):
         assignment = assign(incident, Role.SCRIBE, responder)
     with time_machine.travel(T0 + MINUTE, tick=False):
-        services.role_relieve(assignment=assignment)
-        with pytest.raises(IncidentError, match="already relieved"):
-            services.role_relieve(assignment=assignment)
+        services.role_relieve(assignment=assignment, source=Source.ADMIN)
+        with pytest.raises(DomainError, match="already relieved"):
+            services.role_relieve(assignment=assignment, source=Source.ADMIN)
     assignment.refresh_from_db()
     assert assignment.relieved_at == T0 + MINUTE
     assert Role.SCRIBE not in queries.current_role_holders(incident)
@@ -728,7 +768,7 @@ def test_role_holders_at_excludes_holder_after_stand_down(declare, commander):
     with time_machine.travel(T0, tick=False):
         assignment = assign(incident, Role.COMMANDER, commander)
     with time_machine.travel(T0 + 10 * MINUTE, tick=False):
-        services.role_relieve(assignment=assignment)
+        services.role_relieve(assignment=assignment, source=Source.ADMIN)
     assert queries.role_holders_at(incident, Role.COMMANDER, T0 + 9 * MINUTE) == [commander]
     assert queries.role_holders_at(incident, Role.COMMANDER, T0 + 11 * MINUTE) == []
 
@@ -740,7 +780,11 @@ def test_role_holders_at_excludes_holder_after_stand_down(declare, commander):
 def test_timeline_accepts_manual_kinds(declare, responder, kind):
     incident = declare()
     entry = services.timeline_add_entry(
-        incident=incident, kind=kind, summary="  Rolled back deploy 42 ", actor=responder
+        incident=incident,
+        kind=kind,
+        summary="  Rolled back deploy 42 ",
+        actor=responder,
+        source=Source.ADMIN,
     )
     entry.refresh_from_db()
     assert entry.kind == kind
@@ -755,8 +799,10 @@ def test_timeline_accepts_manual_kinds(declare, responder, kind):
 def test_timeline_refuses_kinds_written_by_services(declare, kind):
     incident = declare()
     count = events(incident).count()
-    with pytest.raises(IncidentError) as excinfo:
-        services.timeline_add_entry(incident=incident, kind=kind, summary="sneaky")
+    with pytest.raises(DomainError) as excinfo:
+        services.timeline_add_entry(
+            incident=incident, kind=kind, summary="sneaky", source=Source.ADMIN
+        )
     assert excinfo.value.field == "kind"
     assert events(incident).count() == count
 
@@ -765,9 +811,12 @@ def test_timeline_refuses_kinds_written_by_services(declare, kind):
 def test_timeline_refuses_blank_text(declare, summary):
     incident = declare()
     count = events(incident).count()
-    with pytest.raises(IncidentError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.timeline_add_entry(
-            incident=incident, kind=TimelineEvent.Kind.NOTE, summary=summary
+            incident=incident,
+            kind=TimelineEvent.Kind.NOTE,
+            summary=summary,
+            source=Source.ADMIN,
         )
     assert excinfo.value.field == "summary"
     assert events(incident).count() == count
@@ -777,12 +826,13 @@ def test_timeline_refuses_entry_in_the_future(declare):
     with time_machine.travel(T0, tick=False):
         incident = declare()
         count = events(incident).count()
-        with pytest.raises(IncidentError, match="future"):
+        with pytest.raises(DomainError, match="future"):
             services.timeline_add_entry(
                 incident=incident,
                 kind=TimelineEvent.Kind.NOTE,
                 summary="from tomorrow",
                 occurred_at=T0 + MINUTE,
+                source=Source.ADMIN,
             )
     assert events(incident).count() == count
 
@@ -790,12 +840,13 @@ def test_timeline_refuses_entry_in_the_future(declare):
 def test_timeline_refuses_naive_time(declare):
     with time_machine.travel(T0, tick=False):
         incident = declare()
-        with pytest.raises(IncidentError, match="time zone"):
+        with pytest.raises(DomainError, match="time zone"):
             services.timeline_add_entry(
                 incident=incident,
                 kind=TimelineEvent.Kind.NOTE,
                 summary="no zone",
                 occurred_at=datetime(2025, 3, 4, 9, 0),
+                source=Source.ADMIN,
             )
 
 
@@ -808,6 +859,7 @@ def test_timeline_backdated_entry_keeps_occurred_at_and_records_created_at(decla
             kind=TimelineEvent.Kind.ACTION,
             summary="Restarted the pool",
             occurred_at=T0 + 20 * MINUTE,
+            source=Source.ADMIN,
         )
     entry.refresh_from_db()
     assert entry.occurred_at == T0 + 20 * MINUTE
@@ -819,21 +871,21 @@ def test_timeline_backdated_entry_keeps_occurred_at_and_records_created_at(decla
 
 @pytest.mark.parametrize("title", ["", "   ", None])
 def test_declare_refuses_blank_title(declare, title):
-    with pytest.raises(IncidentError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         declare(title=title)
     assert excinfo.value.field == "title"
     assert not Incident.objects.exists()
 
 
 def test_declare_refuses_overlong_title(declare):
-    with pytest.raises(IncidentError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         declare(title="x" * (services.TITLE_MAX_LENGTH + 1))
     assert excinfo.value.field == "title"
 
 
 def test_declare_refuses_detection_before_start(declare):
     with time_machine.travel(T0, tick=False):
-        with pytest.raises(IncidentError) as excinfo:
+        with pytest.raises(DomainError) as excinfo:
             declare(started_at=T0 - 5 * MINUTE, detected_at=T0 - 10 * MINUTE)
     assert excinfo.value.field == "detected_at"
     assert not Incident.objects.exists()
@@ -842,14 +894,14 @@ def test_declare_refuses_detection_before_start(declare):
 
 def test_declare_refuses_start_in_the_future(declare):
     with time_machine.travel(T0, tick=False):
-        with pytest.raises(IncidentError) as excinfo:
+        with pytest.raises(DomainError) as excinfo:
             declare(started_at=T0 + MINUTE)
     assert excinfo.value.field == "started_at"
     assert not Incident.objects.exists()
 
 
 def test_declare_refuses_unknown_environment(declare):
-    with pytest.raises(IncidentError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         declare(environment="moon")
     assert excinfo.value.field == "environment"
 
@@ -913,7 +965,7 @@ def test_reference_year_is_the_utc_year(declare):
 
 
 def test_declare_in_the_future_names_declared_at(declare):
-    with pytest.raises(IncidentError) as error:
+    with pytest.raises(DomainError) as error:
         declare(declared_at=timezone.now() + timedelta(hours=1))
     assert error.value.field == "declared_at"
 
@@ -924,7 +976,7 @@ def test_backdated_handover_before_current_holder_took_over_is_refused(
     with time_machine.travel(T0 + 10 * MINUTE, tick=False):
         incident = declare(commander=commander, detected_at=T0 - 5 * MINUTE)
     with time_machine.travel(T0 + 20 * MINUTE, tick=False):
-        with pytest.raises(IncidentError, match="a handover cannot be earlier"):
+        with pytest.raises(DomainError, match="a handover cannot be earlier"):
             assign(incident, Role.COMMANDER, responder, occurred_at=T0)
     holder = RoleAssignment.objects.get(incident=incident, role=Role.COMMANDER)
     assert holder.user == commander and holder.relieved_at is None
@@ -934,10 +986,13 @@ def test_backdated_transition_before_recorded_milestones_is_refused(declare):
     with time_machine.travel(T0, tick=False):
         incident = declare()
     with time_machine.travel(T0 + 30 * MINUTE, tick=False):
-        services.incident_acknowledge(incident=incident)
-        with pytest.raises(IncidentError, match="Cannot be before") as error:
+        services.incident_acknowledge(incident=incident, source=Source.ADMIN)
+        with pytest.raises(DomainError, match="Cannot be before") as error:
             services.incident_transition(
-                incident=incident, to_status=Status.RESOLVED, occurred_at=T0 + 10 * MINUTE
+                incident=incident,
+                to_status=Status.RESOLVED,
+                occurred_at=T0 + 10 * MINUTE,
+                source=Source.ADMIN,
             )
     assert error.value.field == "occurred_at"
     assert reload(incident).status == Status.INVESTIGATING
@@ -946,7 +1001,7 @@ def test_backdated_transition_before_recorded_milestones_is_refused(declare):
 def test_role_cannot_be_assigned_before_detection(declare, responder):
     with time_machine.travel(T0, tick=False):
         incident = declare()
-        with pytest.raises(IncidentError, match="Cannot be before"):
+        with pytest.raises(DomainError, match="Cannot be before"):
             assign(incident, Role.SCRIBE, responder, occurred_at=T0 - 60 * MINUTE)
     assert not incident.roles.exists()
 
@@ -960,7 +1015,7 @@ def test_role_cannot_be_assigned_before_detection(declare, responder):
     ],
 )
 def test_declare_refuses_bad_impact_values(declare, field, value):
-    with pytest.raises(IncidentError) as error:
+    with pytest.raises(DomainError) as error:
         declare(**{field: value})
     assert error.value.field == field
     assert not Incident.objects.exists()
@@ -968,12 +1023,12 @@ def test_declare_refuses_bad_impact_values(declare, field, value):
 
 def test_detection_after_declaration_is_refused(declare):
     with time_machine.travel(T0 + 60 * MINUTE, tick=False):
-        with pytest.raises(IncidentError, match="after the incident was declared"):
+        with pytest.raises(DomainError, match="after the incident was declared"):
             declare(declared_at=T0, detected_at=T0 + 30 * MINUTE, started_at=T0)
 
 
 def test_impact_times_cannot_reach_back_further_than_a_year(declare):
     long_ago = timezone.now() - services.MAX_BACKDATE - timedelta(days=1)
-    with pytest.raises(IncidentError) as refused:
+    with pytest.raises(DomainError) as refused:
         declare(started_at=long_ago)
     assert refused.value.field == "started_at"

@@ -5,17 +5,23 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from incidents import services
-from incidents.models import Audience, Status
+from incidents.models import Audience, Source, Status
 
 
 @pytest.fixture
 def public_outage(declare, api_service):
     incident = declare(title="Checkout returns 502", services=[api_service])
     services.status_update_post(
-        incident=incident, audience=Audience.PUBLIC, summary="We are looking into errors."
+        incident=incident,
+        audience=Audience.PUBLIC,
+        summary="We are looking into errors.",
+        source=Source.ADMIN,
     )
     services.status_update_post(
-        incident=incident, audience=Audience.INTERNAL, summary="Suspect the db-7 failover."
+        incident=incident,
+        audience=Audience.INTERNAL,
+        summary="Suspect the db-7 failover.",
+        source=Source.ADMIN,
     )
     return incident
 
@@ -60,7 +66,7 @@ def test_non_production_and_triage_incidents_stay_off_the_page(client, declare, 
 
 def test_json_lists_services_open_and_recent_incidents(client, public_outage, sev2, declare):
     resolved = declare(title="Search slow", severity=sev2)
-    services.incident_transition(incident=resolved, to_status=Status.RESOLVED)
+    services.incident_transition(incident=resolved, to_status=Status.RESOLVED, source=Source.ADMIN)
     data = client.get("/status.json").json()
     assert data["overall"] == "major_outage"
     [open_one] = data["open_incidents"]

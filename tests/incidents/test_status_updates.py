@@ -9,14 +9,16 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from incidents import services
-from incidents.errors import IncidentError
-from incidents.models import Audience, MessageTemplate, StatusUpdate, TimelineEvent
+from incidents.errors import DomainError
+from incidents.models import Audience, MessageTemplate, Source, StatusUpdate, TimelineEvent
 from tests.forms import form_data
 
 
-def post(incident, summary="Fix rolling out", audience=Audience.INTERNAL, **kwargs):
+def post(
+    incident, summary="Fix rolling out", audience=Audience.INTERNAL, source=Source.ADMIN, **kwargs
+):
     return services.status_update_post(
-        incident=incident, audience=audience, summary=summary, **kwargs
+        incident=incident, audience=audience, summary=summary, source=source, **kwargs
     )
 
 
@@ -50,7 +52,7 @@ def test_next_update_defaults_to_the_severity_cadence(declare):
 )
 def test_bad_update_is_refused_and_writes_nothing(declare, kwargs, field):
     incident = declare()
-    with pytest.raises(IncidentError) as error:
+    with pytest.raises(DomainError) as error:
         post(incident, **kwargs)
     assert error.value.field == field
     assert not StatusUpdate.objects.exists()
@@ -58,7 +60,7 @@ def test_bad_update_is_refused_and_writes_nothing(declare, kwargs, field):
 
 def test_confidential_incident_cannot_post_public_update(declare, security_type):
     secret = declare(incident_type=security_type)
-    with pytest.raises(IncidentError, match="confidential"):
+    with pytest.raises(DomainError, match="confidential"):
         post(secret, audience=Audience.PUBLIC)
 
 

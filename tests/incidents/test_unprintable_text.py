@@ -10,7 +10,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from incidents import services
-from incidents.models import Audience, StatusUpdate
+from incidents.errors import DomainError
+from incidents.models import Audience, Source, StatusUpdate
 from postmortems import services as pm_services
 from remediation import services as remediation_services
 from tests.api import client_for
@@ -31,8 +32,10 @@ def test_clean_text_drops_unprintable_characters_but_keeps_tabs_and_line_breaks(
 
 
 def test_a_required_text_of_only_unprintable_characters_is_refused(incident):
-    with pytest.raises(services.IncidentError) as refused:
-        services.timeline_add_entry(incident=incident, kind="note", summary="\x0b\x1b")
+    with pytest.raises(DomainError) as refused:
+        services.timeline_add_entry(
+            incident=incident, kind="note", summary="\x0b\x1b", source=Source.ADMIN
+        )
     assert refused.value.field == "summary"
 
 
@@ -41,27 +44,41 @@ def test_a_required_text_of_only_unprintable_characters_is_refused(incident):
     [
         (
             lambda i: services.status_update_post(
-                incident=i, audience=Audience.PUBLIC, summary=DIRTY
+                incident=i,
+                audience=Audience.PUBLIC,
+                summary=DIRTY,
+                source=Source.ADMIN,
             ),
             lambda i: i.updates.get().summary,
         ),
         (
-            lambda i: services.timeline_add_entry(incident=i, kind="note", summary=DIRTY),
+            lambda i: services.timeline_add_entry(
+                incident=i, kind="note", summary=DIRTY, source=Source.ADMIN
+            ),
             lambda i: i.timeline.filter(kind="note").get().summary,
         ),
         (
             lambda i: services.incident_update_details(
-                incident=i, summary=DIRTY, customer_impact=DIRTY, title=DIRTY
+                incident=i,
+                summary=DIRTY,
+                customer_impact=DIRTY,
+                title=DIRTY,
+                source=Source.ADMIN,
             ),
             lambda i: {i.summary, i.customer_impact, i.title},
         ),
         (
-            lambda i: services.incident_transition(incident=i, to_status="identified", note=DIRTY),
+            lambda i: services.incident_transition(
+                incident=i, to_status="identified", note=DIRTY, source=Source.ADMIN
+            ),
             lambda i: i.timeline.filter(kind="status_change").get().details["note"],
         ),
         (
             lambda i: services.incident_change_severity(
-                incident=i, severity=i.severity.__class__.objects.get(key="SEV2"), reason=DIRTY
+                incident=i,
+                severity=i.severity.__class__.objects.get(key="SEV2"),
+                reason=DIRTY,
+                source=Source.ADMIN,
             ),
             lambda i: i.timeline.filter(kind="severity_change").get().details["reason"],
         ),
@@ -81,15 +98,25 @@ def test_declaring_drops_them_from_summary_and_impact(declare):
 
 
 def test_review_and_action_item_texts_are_cleaned_too(incident, commander):
-    postmortem = pm_services.postmortem_create(incident=incident, actor=commander)
+    postmortem = pm_services.postmortem_create(
+        incident=incident, actor=commander, source=Source.ADMIN
+    )
     pm_services.postmortem_update(
-        postmortem=postmortem, root_cause=DIRTY, contributing_factors=[("process", DIRTY)]
+        postmortem=postmortem,
+        root_cause=DIRTY,
+        contributing_factors=[("process", DIRTY)],
+        source=Source.ADMIN,
     )
     postmortem.refresh_from_db()
     assert postmortem.root_cause == CLEAN
     assert postmortem.contributing_factors.get().description == CLEAN
     item = remediation_services.action_item_create(
-        incident=incident, title=DIRTY, description=DIRTY, category="technical", actor=commander
+        incident=incident,
+        title=DIRTY,
+        description=DIRTY,
+        category="technical",
+        actor=commander,
+        source=Source.ADMIN,
     )
     assert (item.title, item.description) == (CLEAN, CLEAN)
 
@@ -114,7 +141,9 @@ def test_the_feed_stays_valid_xml_after_a_public_update_with_control_characters(
 
 
 def test_the_feed_survives_a_row_written_before_the_services_cleaned_text(client, incident):
-    services.status_update_post(incident=incident, audience=Audience.PUBLIC, summary="Looking")
+    services.status_update_post(
+        incident=incident, audience=Audience.PUBLIC, summary="Looking", source=Source.ADMIN
+    )
     StatusUpdate.objects.update(summary="Old \x0brow")  # as an older release stored it
     feed = client.get("/status/feed/")
     assert feed.status_code == 200

@@ -16,6 +16,7 @@ from incidents.models import (
     Notification,
     Role,
     Severity,
+    Source,
     TimelineEvent,
 )
 from tests.conftest import make_user
@@ -129,7 +130,7 @@ def test_acknowledging_stops_escalation(declare, ladder):
         incident = declare()
     with time_machine.travel(MONDAY_10 + 20 * MINUTE, tick=False):
         watchdogs.escalate_unacknowledged()
-        services.incident_acknowledge(incident=incident)
+        services.incident_acknowledge(incident=incident, source=Source.ADMIN)
     assert watchdogs.escalate_unacknowledged(now=MONDAY_10 + 90 * MINUTE) == 0
     assert list(incident.escalations.values_list("level", flat=True)) == [1]
 
@@ -137,7 +138,9 @@ def test_acknowledging_stops_escalation(declare, ladder):
 def test_overdue_update_reminds_commander_and_comms_lead_once(declare, commander, responder):
     with time_machine.travel(MONDAY_10, tick=False):
         incident = declare(commander=commander)
-        services.role_assign(incident=incident, role=Role.COMMUNICATIONS_LEAD, user=responder)
+        services.role_assign(
+            incident=incident, role=Role.COMMUNICATIONS_LEAD, user=responder, source=Source.ADMIN
+        )
     Notification.objects.all().delete()
     assert watchdogs.remind_overdue_updates(now=MONDAY_10 + 29 * MINUTE) == 0
     assert watchdogs.remind_overdue_updates(now=MONDAY_10 + 31 * MINUTE) == 1
@@ -152,7 +155,9 @@ def test_posting_an_update_resets_the_cadence(declare, commander):
     with time_machine.travel(MONDAY_10, tick=False):
         incident = declare(commander=commander)
     with time_machine.travel(MONDAY_10 + 20 * MINUTE, tick=False):
-        services.status_update_post(incident=incident, audience="internal", summary="Working")
+        services.status_update_post(
+            incident=incident, audience="internal", summary="Working", source=Source.ADMIN
+        )
     assert watchdogs.remind_overdue_updates(now=MONDAY_10 + 45 * MINUTE) == 0
     assert watchdogs.remind_overdue_updates(now=MONDAY_10 + 51 * MINUTE) == 1
 

@@ -3,7 +3,7 @@
 import pytest
 
 from incidents import services
-from incidents.models import Status
+from incidents.models import Source, Status
 from postmortems.models import PostMortem
 from tests.conftest import make_user
 
@@ -34,8 +34,10 @@ def incident(declare, commander):
 def resolved(declare, commander, api_service):
     """A SEV1 declared, commanded by alice, acknowledged and resolved."""
     incident = declare(commander=commander, services=[api_service])
-    services.incident_acknowledge(incident=incident, actor=commander)
-    return services.incident_transition(incident=incident, to_status=Status.RESOLVED)
+    services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
+    return services.incident_transition(
+        incident=incident, to_status=Status.RESOLVED, source=Source.ADMIN
+    )
 
 
 @pytest.fixture

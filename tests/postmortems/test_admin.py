@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from incidents import services as incident_services
 from incidents.admin import HIDDEN_INCIDENT, VisibleHistoryContext
-from incidents.models import Incident, Severity, Status, TimelineEvent
-from postmortems import services
+from incidents.models import Incident, Severity, Source, Status, TimelineEvent
+from postmortems import services, vocabulary
 from postmortems.models import ContributingFactor, PostMortem, ReviewDecision, TimelineEntry
 from tests.conftest import make_user
 from tests.forms import form_data
@@ -134,7 +134,9 @@ def test_superuser_removes_a_factor_through_the_form(client, postmortem, django_
     boss = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(boss)
     services.postmortem_update(
-        postmortem=postmortem, contributing_factors=[("process", "No canary")]
+        postmortem=postmortem,
+        contributing_factors=[("process", "No canary")],
+        source=Source.ADMIN,
     )
     response = submit_change(client, postmortem, **{"contributing_factors-0-DELETE": "on"})
     assert response.status_code == 302, response.content.decode()[:3000]
@@ -144,7 +146,9 @@ def test_superuser_removes_a_factor_through_the_form(client, postmortem, django_
 
 def test_commander_removes_a_factor_through_the_form(commander_client, postmortem):
     services.postmortem_update(
-        postmortem=postmortem, contributing_factors=[("process", "No canary")]
+        postmortem=postmortem,
+        contributing_factors=[("process", "No canary")],
+        source=Source.ADMIN,
     )
     page = commander_client.get(change_url(postmortem)).content.decode()
     assert 'name="contributing_factors-0-DELETE"' in page
@@ -167,8 +171,8 @@ def test_submit_without_reviewers_saves_nothing_and_says_why(commander_client, p
 
 def test_workflow_step_that_needs_a_comment_says_so(commander_client, postmortem, reviewer):
     in_review(postmortem, reviewer)
-    services.postmortem_approve(postmortem=postmortem, actor=reviewer)
-    services.postmortem_publish(postmortem=postmortem, actor=postmortem.owner)
+    services.postmortem_approve(postmortem=postmortem, actor=reviewer, source=Source.ADMIN)
+    services.postmortem_publish(postmortem=postmortem, actor=postmortem.owner, source=Source.ADMIN)
     response = submit_change(commander_client, postmortem, workflow="reopen")
     page = commander_client.get(response.url)
     assert "Nothing was saved: Say why the post-mortem is reopened." in messages_of(page)
@@ -213,7 +217,7 @@ def test_full_workflow_through_the_change_form(client, commander, reviewer, post
     postmortem = fresh(postmortem)
     assert postmortem.is_published
     assert postmortem.published_by == reviewer
-    steps = postmortem.incident.timeline.filter(kind=TimelineEvent.Kind.REVIEW)
+    steps = postmortem.incident.timeline.filter(kind=vocabulary.Kind.REVIEW)
     assert [event.summary.split(" (")[0] for event in steps][-3:] == [
         "Post-mortem submitted for review",
         "Post-mortem approved by rita",
@@ -247,7 +251,9 @@ def test_owner_cannot_approve_their_own_review_through_the_form(
 @pytest.fixture
 def published(postmortem, reviewer):
     services.postmortem_update(
-        postmortem=postmortem, contributing_factors=[("process", "No canary for config")]
+        postmortem=postmortem,
+        contributing_factors=[("process", "No canary for config")],
+        source=Source.ADMIN,
     )
     return publish(postmortem, reviewer)
 
@@ -406,7 +412,7 @@ def test_submit_and_publish_actions(commander_client, three, reviewer):
     ready(draft, reviewer)
     response = run_action(commander_client, "submit", [draft])
     assert "Submitted 1 post-mortem(s)." in messages_of(response)
-    services.postmortem_approve(postmortem=draft, actor=reviewer)
+    services.postmortem_approve(postmortem=draft, actor=reviewer, source=Source.ADMIN)
     response = run_action(commander_client, "publish", [draft, three["in_review"]])
     texts = messages_of(response)
     assert "Published 1 post-mortem(s)." in texts
@@ -418,7 +424,10 @@ def test_submit_and_publish_actions(commander_client, three, reviewer):
 def test_resync_action_brings_in_new_timeline_events(commander_client, three):
     draft = three["draft"]
     incident_services.timeline_add_entry(
-        incident=draft.incident, kind=TimelineEvent.Kind.NOTE, summary="Late finding"
+        incident=draft.incident,
+        kind=TimelineEvent.Kind.NOTE,
+        summary="Late finding",
+        source=Source.ADMIN,
     )
     response = run_action(commander_client, "resync", [draft, three["published"]])
     texts = messages_of(response)
@@ -498,7 +507,9 @@ def test_change_page_does_not_name_related_incidents_the_writer_cannot_see(
     client, postmortem, incident, security_type, outsider
 ):
     hidden = incident(title="Token leaked", incident_type=security_type)
-    services.postmortem_update(postmortem=postmortem, related_incidents=[hidden])
+    services.postmortem_update(
+        postmortem=postmortem, related_incidents=[hidden], source=Source.ADMIN
+    )
     client.force_login(outsider)
     response = client.get(change_url(postmortem))
     assert response.status_code == 200
@@ -511,7 +522,9 @@ def test_history_pages_of_a_public_review_do_not_name_hidden_related_incidents(
     client, postmortem, incident, security_type, outsider, security_member, reviewer
 ):
     hidden = incident(title="Token leaked", incident_type=security_type)
-    services.postmortem_update(postmortem=postmortem, related_incidents=[hidden])
+    services.postmortem_update(
+        postmortem=postmortem, related_incidents=[hidden], source=Source.ADMIN
+    )
     publish(postmortem, reviewer)  # published: the page shows related incidents read-only
     versions = [
         reverse("admin:postmortems_postmortem_simple_history", args=[postmortem.pk, pk])
@@ -568,7 +581,9 @@ def test_start_postmortem_action_creates_one_and_opens_it(
     commander_client, commander, incident, sev3
 ):
     minor = incident(title="Slow avatars", severity=sev3)
-    resolved = incident_services.incident_transition(incident=minor, to_status=Status.RESOLVED)
+    resolved = incident_services.incident_transition(
+        incident=minor, to_status=Status.RESOLVED, source=Source.ADMIN
+    )
     assert not PostMortem.objects.exists()  # SEV3 does not start one on its own
     response = commander_client.post(
         INCIDENTS, {"action": "start_postmortem", "_selected_action": [resolved.pk]}

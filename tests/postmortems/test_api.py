@@ -10,8 +10,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from incidents import services as incident_services
-from incidents.models import IdempotencyRecord, TimelineEvent
-from postmortems import services
+from incidents.models import IdempotencyRecord, Source, TimelineEvent
+from postmortems import services, vocabulary
 from postmortems.models import ContributingFactor, PostMortem, ReviewDecision
 from tests.api import client_for, errors
 from tests.reviews import publish, ready, resolve
@@ -164,7 +164,9 @@ def linked(incident, security_type, reviewer):
     secret = incident(title="Token leaked", incident_type=security_type)
     public = incident(title="Search slow")
     postmortem = resolve(incident(title="Search was down"))
-    services.postmortem_update(postmortem=postmortem, related_incidents=[secret, public])
+    services.postmortem_update(
+        postmortem=postmortem, related_incidents=[secret, public], source=Source.ADMIN
+    )
     return publish(postmortem, reviewer), public, secret
 
 
@@ -198,7 +200,10 @@ def unreviewed(declare, commander, api_service):
     """A SEV1 still being worked on, with a decision on its timeline: no review yet."""
     incident = declare(commander=commander, services=[api_service], summary="Pool exhausted")
     incident_services.timeline_add_entry(
-        incident=incident, kind=TimelineEvent.Kind.DECISION, summary="Roll back the deploy"
+        incident=incident,
+        kind=TimelineEvent.Kind.DECISION,
+        summary="Roll back the deploy",
+        source=Source.ADMIN,
     )
     return incident
 
@@ -222,7 +227,7 @@ def test_create_fills_facts_and_timeline_from_the_incident(api, unreviewed):
     postmortem = PostMortem.objects.get(incident=unreviewed)
     assert postmortem.history.earliest().history_user.username == "alice"
     assert unreviewed.timeline.filter(
-        kind=TimelineEvent.Kind.REVIEW, source="api", summary__startswith="Post-mortem started"
+        kind=vocabulary.Kind.REVIEW, source="api", summary__startswith="Post-mortem started"
     ).exists()
 
 
@@ -439,7 +444,10 @@ def test_patch_of_a_published_review_is_409_and_changes_nothing(published, comma
 def test_sync_brings_in_new_timeline_events_and_keeps_edited_sections(api, postmortem):
     api.patch(url(postmortem), {"impact": "Written by a person."}, format="json")
     incident_services.timeline_add_entry(
-        incident=postmortem.incident, kind=TimelineEvent.Kind.NOTE, summary="Late finding"
+        incident=postmortem.incident,
+        kind=TimelineEvent.Kind.NOTE,
+        summary="Late finding",
+        source=Source.ADMIN,
     )
     response = api.post(url(postmortem, "sync"))
     assert response.status_code == 200, response.content
@@ -493,8 +501,26 @@ def test_full_workflow_submit_approve_publish_reopen(api, rita_api, postmortem, 
     body = response.json()
     assert (body["status"], body["reopen_reason"]) == ("draft", "Wrong dates")
     assert body["published_at"] is None
-    steps = postmortem.incident.timeline.filter(kind=TimelineEvent.Kind.REVIEW, source="api")
+    steps = postmortem.incident.timeline.filter(kind=vocabulary.Kind.REVIEW, source="api")
     assert steps.count() == 4  # submitted, approved, published, reopened
+
+
+def test_an_edit_after_approval_through_the_api_is_recorded_as_api(
+    api, rita_api, postmortem, reviewer
+):
+    ready(postmortem, reviewer)
+    assert api.post(url(postmortem, "submit")).status_code == 200
+    approved = rita_api.post(url(postmortem, "approve"), {"comment": "Clear."}, format="json")
+    assert approved.status_code == 200, approved.content
+
+    response = api.patch(url(postmortem), {"root_cause": "The pool was too small."}, format="json")
+
+    assert response.status_code == 200, response.content
+    event = postmortem.incident.timeline.get(
+        kind=vocabulary.Kind.REVIEW, summary__startswith="Post-mortem edited after approval"
+    )
+    assert (event.source, event.author) == (Source.API, postmortem.owner)
+    assert event.history.get().source == Source.API
 
 
 def test_request_changes_sends_it_back_as_a_draft(api, rita_api, postmortem, reviewer):
@@ -512,7 +538,7 @@ def test_request_changes_sends_it_back_as_a_draft(api, rita_api, postmortem, rev
 @pytest.mark.parametrize("comment", [None, "", "   "])
 def test_request_changes_without_a_comment_is_400(rita_api, postmortem, reviewer, comment):
     ready(postmortem, reviewer)
-    services.postmortem_submit(postmortem=postmortem, actor=postmortem.owner)
+    services.postmortem_submit(postmortem=postmortem, actor=postmortem.owner, source=Source.ADMIN)
     body = {} if comment is None else {"comment": comment}
     response = rita_api.post(url(postmortem, "request-changes"), body, format="json")
     assert response.status_code == 400
@@ -544,7 +570,7 @@ def test_publishing_before_every_reviewer_approved_is_409(api, postmortem, revie
     ready(postmortem, reviewer)
     api.patch(url(postmortem), {"reviewers": ["rita", "bob"]}, format="json")
     api.post(url(postmortem, "submit"))
-    services.postmortem_approve(postmortem=postmortem, actor=reviewer)
+    services.postmortem_approve(postmortem=postmortem, actor=reviewer, source=Source.ADMIN)
     response = api.post(url(postmortem, "publish"))
     assert response.status_code == 409
     assert "waiting for approval from bob" in only_detail(response)
@@ -597,7 +623,7 @@ def assorted(declare, commander, responder, reviewer, api_service, sev2):
     draft = resolve(declare(title="Draft one", services=[api_service], commander=commander))
     in_review = resolve(declare(title="In review", severity=sev2, commander=responder))
     ready(in_review, reviewer)
-    services.postmortem_submit(postmortem=in_review, actor=responder)
+    services.postmortem_submit(postmortem=in_review, actor=responder, source=Source.ADMIN)
     done = publish(resolve(declare(title="Published", commander=commander)), reviewer)
     return {"draft": draft, "in_review": in_review, "published": done}
 
@@ -668,8 +694,8 @@ def test_list_query_count_does_not_grow_with_reviews(
                 related_incidents=[declare(title="Related")],
                 participants=[commander, responder],
             )
-            services.postmortem_submit(postmortem=postmortem, actor=commander)
-            services.postmortem_approve(postmortem=postmortem, actor=reviewer)
+            services.postmortem_submit(postmortem=postmortem, actor=commander, source=Source.ADMIN)
+            services.postmortem_approve(postmortem=postmortem, actor=reviewer, source=Source.ADMIN)
 
     add(1)
     api.get(POSTMORTEMS)  # the key's first use is recorded once

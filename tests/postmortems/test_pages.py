@@ -11,7 +11,7 @@ import time_machine
 from django.utils import timezone
 
 from incidents import services as incident_services
-from incidents.models import Role, Service, TimelineEvent
+from incidents.models import Role, Service, Source, TimelineEvent
 from postmortems import services
 from postmortems.models import SECTIONS, PostMortem
 from tests.conftest import make_user
@@ -178,7 +178,9 @@ def test_related_incidents_are_named_only_to_those_who_may_see_them(
     hidden = incident(title="Token leaked", incident_type=security_type)
     shown = incident(title="Search slow")
     postmortem = resolve(incident(title="Search was down"))
-    services.postmortem_update(postmortem=postmortem, related_incidents=[hidden, shown])
+    services.postmortem_update(
+        postmortem=postmortem, related_incidents=[hidden, shown], source=Source.ADMIN
+    )
     publish(postmortem, reviewer)
     client.force_login(stakeholder)
     body = client.get(page_url(postmortem)).content.decode()
@@ -278,7 +280,9 @@ def many_published(incident, db):
     now = timezone.now()
     made = []
     for number in range(26):
-        postmortem = services.postmortem_create(incident=incident(title=f"Incident {number:02d}"))
+        postmortem = services.postmortem_create(
+            incident=incident(title=f"Incident {number:02d}"), source=Source.ADMIN
+        )
         PostMortem.objects.filter(pk=postmortem.pk).update(
             status=PostMortem.Status.PUBLISHED, published_at=now - timedelta(minutes=number)
         )
@@ -325,14 +329,22 @@ def story(incident, api_service, reviewer, commander, responder):
             estimated_users_affected=1200,
         )
     with time_machine.travel(T0 + timedelta(minutes=15), tick=False):
-        incident_services.incident_acknowledge(incident=made, actor=commander)
-        incident_services.role_assign(incident=made, role=Role.SCRIBE, user=responder)
+        incident_services.incident_acknowledge(incident=made, actor=commander, source=Source.ADMIN)
+        incident_services.role_assign(
+            incident=made, role=Role.SCRIBE, user=responder, source=Source.ADMIN
+        )
     with time_machine.travel(T0 + timedelta(minutes=30), tick=False):
         incident_services.timeline_add_entry(
-            incident=made, kind=TimelineEvent.Kind.NOTE, summary="Pool metrics look flat"
+            incident=made,
+            kind=TimelineEvent.Kind.NOTE,
+            summary="Pool metrics look flat",
+            source=Source.ADMIN,
         )
         incident_services.timeline_add_entry(
-            incident=made, kind=TimelineEvent.Kind.DECISION, summary="Fail over to eu-central"
+            incident=made,
+            kind=TimelineEvent.Kind.DECISION,
+            summary="Fail over to eu-central",
+            source=Source.ADMIN,
         )
     with time_machine.travel(T0 + timedelta(minutes=100), tick=False):
         postmortem = resolve(made)
@@ -506,9 +518,12 @@ def hostile(incident, reviewer, responder, django_user_model):
         customer_impact=f"Impact {PAYLOAD}",
         services=[hostile_service],
     )
-    incident_services.role_assign(incident=made, role=Role.SCRIBE, user=named)
+    incident_services.role_assign(incident=made, role=Role.SCRIBE, user=named, source=Source.ADMIN)
     incident_services.timeline_add_entry(
-        incident=made, kind=TimelineEvent.Kind.NOTE, summary=f"Note {PAYLOAD}"
+        incident=made,
+        kind=TimelineEvent.Kind.NOTE,
+        summary=f"Note {PAYLOAD}",
+        source=Source.ADMIN,
     )
     postmortem = resolve(made)
     note = postmortem.timeline.get(kind=TimelineEvent.Kind.NOTE)
@@ -546,7 +561,9 @@ def test_no_field_can_put_a_script_on_the_list_page(sam, hostile):
 
 
 def test_no_field_can_put_a_script_on_the_draft_preview(alice, hostile):
-    services.postmortem_reopen(postmortem=hostile, reason=f"Reopened {PAYLOAD}")
+    services.postmortem_reopen(
+        postmortem=hostile, reason=f"Reopened {PAYLOAD}", source=Source.ADMIN
+    )
     response = alice.get(page_url(hostile))
     assert 'id="draft-banner"' in response.content.decode()
     assert_no_script_can_run(response.content.decode(), nonce=csp_nonce(response))

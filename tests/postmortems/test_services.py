@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from incidents import notifications
 from incidents import services as incident_services
-from incidents.errors import IncidentError, StateConflict
+from incidents.errors import DomainError, StateConflict
 from incidents.models import (
     DetectionSource,
     Incident,
@@ -22,7 +22,7 @@ from incidents.models import (
     Status,
     TimelineEvent,
 )
-from postmortems import services
+from postmortems import services, vocabulary
 from postmortems.models import SECTIONS, ContributingFactor, PostMortem, ReviewDecision
 
 T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
@@ -31,7 +31,7 @@ SITE = "https://sitrep.example.test"
 
 PMStatus = PostMortem.Status
 Kind = TimelineEvent.Kind
-Event = Notification.Event
+Event = vocabulary.Event
 
 WRITTEN = {
     "executive_summary": "Checkout failed for 40 minutes after a configuration push.",
@@ -55,7 +55,8 @@ def reload_incident(incident: Incident) -> Incident:
 
 
 def review_events(incident):
-    return TimelineEvent.objects.filter(incident=incident, kind=Kind.REVIEW).order_by("id")
+    review = TimelineEvent.objects.filter(incident=incident, kind=vocabulary.Kind.REVIEW)
+    return review.order_by("id")
 
 
 def at(moment: datetime):
@@ -65,22 +66,32 @@ def at(moment: datetime):
 def write(postmortem, *reviewers, actor=None, **changes) -> PostMortem:
     """Write the required sections and name `reviewers`, as the owner would."""
     return services.postmortem_update(
-        postmortem=postmortem, actor=actor, reviewers=list(reviewers), **{**WRITTEN, **changes}
+        postmortem=postmortem,
+        actor=actor,
+        reviewers=list(reviewers),
+        source=Source.ADMIN,
+        **{**WRITTEN, **changes},
     )
 
 
 def resolve(incident, actor=None):
     """Acknowledge (if needed) and resolve through the core's services."""
     if reload_incident(incident).acknowledged_at is None:
-        incident_services.incident_acknowledge(incident=incident, actor=actor)
+        incident_services.incident_acknowledge(incident=incident, actor=actor, source=Source.ADMIN)
     return incident_services.incident_transition(
-        incident=incident, to_status=Status.RESOLVED, actor=actor
+        incident=incident,
+        to_status=Status.RESOLVED,
+        actor=actor,
+        source=Source.ADMIN,
     )
 
 
 def close(incident, actor=None):
     return incident_services.incident_transition(
-        incident=incident, to_status=Status.CLOSED, actor=actor
+        incident=incident,
+        to_status=Status.CLOSED,
+        actor=actor,
+        source=Source.ADMIN,
     )
 
 
@@ -161,13 +172,13 @@ def draft(postmortem, commander, reviewer):
 
 @pytest.fixture
 def submitted(draft, commander):
-    return services.postmortem_submit(postmortem=draft, actor=commander)
+    return services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
 
 
 @pytest.fixture
 def published(submitted, commander, reviewer):
-    services.postmortem_approve(postmortem=submitted, actor=reviewer)
-    return services.postmortem_publish(postmortem=submitted, actor=commander)
+    services.postmortem_approve(postmortem=submitted, actor=reviewer, source=Source.ADMIN)
+    return services.postmortem_publish(postmortem=submitted, actor=commander, source=Source.ADMIN)
 
 
 @pytest.fixture
@@ -189,16 +200,23 @@ def story(declare, commander, responder, security_member, api_service):
         )
     with at(T0 + 3 * MINUTE):
         incident_services.role_assign(
-            incident=incident, role=Role.TECHNICAL_LEAD, user=responder, actor=commander
+            incident=incident,
+            role=Role.TECHNICAL_LEAD,
+            user=responder,
+            actor=commander,
+            source=Source.ADMIN,
         )
     with at(T0 + 4 * MINUTE):
-        incident_services.incident_acknowledge(incident=incident, actor=commander)
+        incident_services.incident_acknowledge(
+            incident=incident, actor=commander, source=Source.ADMIN
+        )
     with at(T0 + 10 * MINUTE):
         incident_services.timeline_add_entry(
             incident=incident,
             kind=Kind.NOTE,
             summary="Error rate 40% on /checkout",
             actor=responder,
+            source=Source.ADMIN,
         )
     with at(T0 + 15 * MINUTE):
         incident_services.timeline_add_entry(
@@ -206,14 +224,21 @@ def story(declare, commander, responder, security_member, api_service):
             kind=Kind.DECISION,
             summary="Roll back the configuration push",
             actor=commander,
+            source=Source.ADMIN,
         )
     with at(T0 + 20 * MINUTE):
         incident_services.incident_transition(
-            incident=incident, to_status=Status.MONITORING, actor=commander
+            incident=incident,
+            to_status=Status.MONITORING,
+            actor=commander,
+            source=Source.ADMIN,
         )
     with at(T0 + 40 * MINUTE):
         incident_services.incident_transition(
-            incident=incident, to_status=Status.RESOLVED, actor=responder
+            incident=incident,
+            to_status=Status.RESOLVED,
+            actor=responder,
+            source=Source.ADMIN,
         )
     return reload_incident(incident)
 
@@ -290,7 +315,9 @@ def test_detection_gaps_say_when_acknowledgement_missed_the_response_time(declar
     with at(T0):
         incident = declare(commander=commander)
     with at(T0 + 20 * MINUTE):
-        incident_services.incident_acknowledge(incident=incident, actor=commander)
+        incident_services.incident_acknowledge(
+            incident=incident, actor=commander, source=Source.ADMIN
+        )
     with at(T0 + 30 * MINUTE):
         resolve(incident, actor=commander)
 
@@ -321,7 +348,7 @@ def test_timeline_copies_incident_events_marking_turning_points_key(story):
     assert note.summary == "Error rate 40% on /checkout"
     # The review's own step ("Post-mortem started") is on the incident but not copied.
     assert review_events(story).count() == 1
-    assert not postmortem.timeline.filter(kind=Kind.REVIEW).exists()
+    assert not postmortem.timeline.filter(kind=vocabulary.Kind.REVIEW).exists()
 
 
 def test_participants_are_the_role_holders_and_the_declarer(story):
@@ -340,7 +367,7 @@ def test_starting_the_review_is_on_the_timeline_and_tells_the_owner(story, comma
     event = review_events(story).get()
     assert event.summary == "Post-mortem started by alice, due 2025-03-11"
     assert event.author == responder  # who resolved it
-    assert event.source == Source.SYSTEM
+    assert event.source == Source.ADMIN  # the source of the resolve that started it
     assert event.occurred_at == T0 + 40 * MINUTE
     assert event.details == {"postmortem": postmortem.pk}
     assert postmortem.history.first().history_user == responder
@@ -377,7 +404,7 @@ def test_a_sev3_review_can_be_started_by_hand_without_a_due_date(
     incident = declare(severity=sev3, commander=commander)
     resolve(incident, actor=commander)
 
-    postmortem = services.postmortem_create(incident=incident, actor=responder)
+    postmortem = services.postmortem_create(incident=incident, actor=responder, source=Source.ADMIN)
 
     assert postmortem.status == PMStatus.DRAFT
     assert postmortem.owner == commander  # the current commander, not who started it
@@ -390,7 +417,9 @@ def test_a_sev3_review_can_be_started_by_hand_without_a_due_date(
 def test_a_review_started_before_resolution_gets_its_due_date_on_resolve(declare, commander):
     with at(T0):
         incident = declare(commander=commander)
-        postmortem = services.postmortem_create(incident=incident, actor=commander)
+        postmortem = services.postmortem_create(
+            incident=incident, actor=commander, source=Source.ADMIN
+        )
     assert postmortem.due_at is None
 
     with at(T0 + 30 * MINUTE):
@@ -406,10 +435,12 @@ def test_create_refuses_an_incident_that_was_never_declared_or_was_cancelled(
 ):
     incident = declare(severity=sev3, triage=status == Status.TRIAGE)
     if status == Status.CANCELLED:
-        incident_services.incident_transition(incident=incident, to_status=Status.CANCELLED)
+        incident_services.incident_transition(
+            incident=incident, to_status=Status.CANCELLED, source=Source.ADMIN
+        )
 
     with pytest.raises(StateConflict) as excinfo:
-        services.postmortem_create(incident=incident, actor=commander)
+        services.postmortem_create(incident=incident, actor=commander, source=Source.ADMIN)
 
     assert excinfo.value.field == "incident"
     assert "only a declared incident gets a post-mortem" in str(excinfo.value)
@@ -421,7 +452,9 @@ def test_create_refuses_a_second_review_of_the_same_incident(postmortem, command
     before = snapshot(postmortem)
 
     with pytest.raises(StateConflict) as excinfo:
-        services.postmortem_create(incident=postmortem.incident, actor=commander)
+        services.postmortem_create(
+            incident=postmortem.incident, actor=commander, source=Source.ADMIN
+        )
 
     assert f"{postmortem.incident.reference} already has a post-mortem" in str(excinfo.value)
     assert PostMortem.objects.filter(incident=postmortem.incident).count() == 1
@@ -446,15 +479,21 @@ def edited_then_moved(postmortem, commander, sev2):
             declared.pk: (False, "Declared from the alert, not by hand"),
             role.pk: (True, "alice took command at once"),
         },
+        source=Source.ADMIN,
     )
     incident_services.timeline_add_entry(
         incident=postmortem.incident,
         kind=Kind.NOTE,
         summary="Support confirms the recovery",
         actor=commander,
+        source=Source.ADMIN,
     )
     incident_services.incident_change_severity(
-        incident=postmortem.incident, severity=sev2, reason="Only cards failed", actor=commander
+        incident=postmortem.incident,
+        severity=sev2,
+        reason="Only cards failed",
+        actor=commander,
+        source=Source.ADMIN,
     )
     return postmortem
 
@@ -463,7 +502,7 @@ def test_sync_adds_the_new_incident_events_and_returns_how_many(edited_then_move
     postmortem = edited_then_moved
     before = postmortem.timeline.count()
 
-    added = services.postmortem_sync(postmortem=postmortem, actor=commander)
+    added = services.postmortem_sync(postmortem=postmortem, actor=commander, source=Source.ADMIN)
 
     assert added == 2
     new = list(postmortem.timeline.order_by("id")[before:])
@@ -472,14 +511,16 @@ def test_sync_adds_the_new_incident_events_and_returns_how_many(edited_then_move
         (Kind.SEVERITY_CHANGE, True),
     ]
     assert new[0].summary == "Support confirms the recovery"
-    assert services.postmortem_sync(postmortem=postmortem, actor=commander) == 0
-    assert not postmortem.timeline.filter(kind=Kind.REVIEW).exists()
+    assert (
+        services.postmortem_sync(postmortem=postmortem, actor=commander, source=Source.ADMIN) == 0
+    )
+    assert not postmortem.timeline.filter(kind=vocabulary.Kind.REVIEW).exists()
 
 
 def test_sync_keeps_the_writers_edited_section_and_marks(edited_then_moved, commander):
     postmortem = edited_then_moved
 
-    services.postmortem_sync(postmortem=postmortem, actor=commander)
+    services.postmortem_sync(postmortem=postmortem, actor=commander, source=Source.ADMIN)
 
     postmortem = reload(postmortem)
     assert postmortem.executive_summary == "In our words: checkout broke."
@@ -496,7 +537,7 @@ def test_sync_refreshes_untouched_generated_sections_with_the_new_facts(
     postmortem = edited_then_moved
     assert "SEV1 response time of 15m" in reload(postmortem).detection_gaps
 
-    services.postmortem_sync(postmortem=postmortem, actor=commander)
+    services.postmortem_sync(postmortem=postmortem, actor=commander, source=Source.ADMIN)
 
     postmortem = reload(postmortem)
     assert postmortem.facts["severity"] == "SEV2"
@@ -511,7 +552,7 @@ def test_sync_refreshes_untouched_generated_sections_with_the_new_facts(
 
 
 def test_submit_sends_the_draft_to_review_in_round_one(draft, commander):
-    postmortem = services.postmortem_submit(postmortem=draft, actor=commander)
+    postmortem = services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
 
     postmortem = reload(postmortem)
     assert postmortem.status == PMStatus.IN_REVIEW
@@ -523,8 +564,8 @@ def test_submit_refused_while_a_required_section_is_blank(draft, commander, sect
     write(draft, *draft.reviewers.all(), actor=commander, **{section: "   "})
     before = snapshot(draft)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_submit(postmortem=draft, actor=commander)
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
 
     assert SECTIONS[section][0].lower() in str(excinfo.value)
     assert "before submitting" in str(excinfo.value)
@@ -535,8 +576,8 @@ def test_submit_refused_without_an_owner(draft, commander, reviewer):
     write(draft, reviewer, actor=commander, owner=None)
     before = snapshot(draft)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_submit(postmortem=draft, actor=commander)
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
 
     assert excinfo.value.field == "owner"
     assert snapshot(draft) == before
@@ -546,8 +587,8 @@ def test_submit_refused_without_a_reviewer(postmortem, commander):
     write(postmortem, actor=commander)
     before = snapshot(postmortem)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_submit(postmortem=postmortem, actor=commander)
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_submit(postmortem=postmortem, actor=commander, source=Source.ADMIN)
 
     assert excinfo.value.field == "reviewers"
     assert snapshot(postmortem) == before
@@ -559,7 +600,7 @@ def test_submit_refused_unless_draft(request, commander, stage):
     before = snapshot(postmortem)
 
     with pytest.raises(StateConflict) as excinfo:
-        services.postmortem_submit(postmortem=postmortem, actor=commander)
+        services.postmortem_submit(postmortem=postmortem, actor=commander, source=Source.ADMIN)
 
     assert "Cannot submit" in str(excinfo.value)
     assert "not draft" in str(excinfo.value)
@@ -567,7 +608,9 @@ def test_submit_refused_unless_draft(request, commander, stage):
 
 
 def test_approve_records_the_reviewers_decision_for_the_round(submitted, reviewer):
-    record = services.postmortem_approve(postmortem=submitted, actor=reviewer, comment=" Clear. ")
+    record = services.postmortem_approve(
+        postmortem=submitted, actor=reviewer, comment=" Clear. ", source=Source.ADMIN
+    )
 
     record = ReviewDecision.objects.get(pk=record.pk)
     assert (record.reviewer, record.round, record.decision, record.comment) == (
@@ -585,7 +628,7 @@ def test_only_named_reviewers_may_approve(request, submitted, who):
     before = snapshot(submitted)
 
     with pytest.raises(StateConflict) as excinfo:
-        services.postmortem_approve(postmortem=submitted, actor=actor)
+        services.postmortem_approve(postmortem=submitted, actor=actor, source=Source.ADMIN)
 
     assert "Only the named reviewers (rita)" in str(excinfo.value)
     assert snapshot(submitted) == before
@@ -593,12 +636,19 @@ def test_only_named_reviewers_may_approve(request, submitted, who):
 
 DECISIONS = {
     "approve": lambda pm, owner, reviewer: services.postmortem_approve(
-        postmortem=pm, actor=reviewer
+        postmortem=pm,
+        actor=reviewer,
+        source=Source.ADMIN,
     ),
     "request changes to": lambda pm, owner, reviewer: services.postmortem_request_changes(
-        postmortem=pm, actor=reviewer, comment="More detail"
+        postmortem=pm,
+        actor=reviewer,
+        comment="More detail",
+        source=Source.ADMIN,
     ),
-    "publish": lambda pm, owner, reviewer: services.postmortem_publish(postmortem=pm, actor=owner),
+    "publish": lambda pm, owner, reviewer: services.postmortem_publish(
+        postmortem=pm, actor=owner, source=Source.ADMIN
+    ),
 }
 
 
@@ -622,14 +672,17 @@ def test_deciding_and_publishing_are_refused_unless_in_review(
 
 def test_a_reviewer_decides_once_per_round(draft, commander, reviewer, responder):
     write(draft, reviewer, responder, actor=commander)
-    services.postmortem_submit(postmortem=draft, actor=commander)
-    services.postmortem_approve(postmortem=draft, actor=reviewer)
+    services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
+    services.postmortem_approve(postmortem=draft, actor=reviewer, source=Source.ADMIN)
     before = snapshot(draft)
 
     for decide in (
-        lambda: services.postmortem_approve(postmortem=draft, actor=reviewer),
+        lambda: services.postmortem_approve(postmortem=draft, actor=reviewer, source=Source.ADMIN),
         lambda: services.postmortem_request_changes(
-            postmortem=draft, actor=reviewer, comment="On second thought"
+            postmortem=draft,
+            actor=reviewer,
+            comment="On second thought",
+            source=Source.ADMIN,
         ),
     ):
         with pytest.raises(StateConflict) as excinfo:
@@ -641,7 +694,10 @@ def test_a_reviewer_decides_once_per_round(draft, commander, reviewer, responder
 
 def test_request_changes_sends_the_review_back_to_draft_with_the_comment(submitted, reviewer):
     record = services.postmortem_request_changes(
-        postmortem=submitted, actor=reviewer, comment="  Name the alert that fired.  "
+        postmortem=submitted,
+        actor=reviewer,
+        comment="  Name the alert that fired.  ",
+        source=Source.ADMIN,
     )
 
     postmortem = reload(submitted)
@@ -655,8 +711,10 @@ def test_request_changes_sends_the_review_back_to_draft_with_the_comment(submitt
 def test_request_changes_needs_a_comment(submitted, reviewer, comment):
     before = snapshot(submitted)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_request_changes(postmortem=submitted, actor=reviewer, comment=comment)
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_request_changes(
+            postmortem=submitted, actor=reviewer, comment=comment, source=Source.ADMIN
+        )
 
     assert excinfo.value.field == "comment"
     assert snapshot(submitted) == before
@@ -667,7 +725,10 @@ def test_only_named_reviewers_may_request_changes(submitted, outsider):
 
     with pytest.raises(StateConflict):
         services.postmortem_request_changes(
-            postmortem=submitted, actor=outsider, comment="I would write it differently"
+            postmortem=submitted,
+            actor=outsider,
+            comment="I would write it differently",
+            source=Source.ADMIN,
         )
 
     assert snapshot(submitted) == before
@@ -675,12 +736,12 @@ def test_only_named_reviewers_may_request_changes(submitted, outsider):
 
 def test_publish_refused_until_every_reviewer_approved(draft, commander, reviewer, responder):
     write(draft, reviewer, responder, actor=commander)
-    services.postmortem_submit(postmortem=draft, actor=commander)
-    services.postmortem_approve(postmortem=draft, actor=reviewer)
+    services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
+    services.postmortem_approve(postmortem=draft, actor=reviewer, source=Source.ADMIN)
     before = snapshot(draft)
 
     with pytest.raises(StateConflict) as excinfo:
-        services.postmortem_publish(postmortem=draft, actor=commander)
+        services.postmortem_publish(postmortem=draft, actor=commander, source=Source.ADMIN)
 
     assert "waiting for approval from bob" in str(excinfo.value)
     assert "rita" not in str(excinfo.value)
@@ -691,31 +752,40 @@ def test_approvals_from_an_earlier_round_do_not_count_after_resubmission(
     draft, commander, reviewer, responder
 ):
     write(draft, reviewer, responder, actor=commander)
-    services.postmortem_submit(postmortem=draft, actor=commander)
-    services.postmortem_approve(postmortem=draft, actor=reviewer)  # rita, round 1
+    services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
+    services.postmortem_approve(
+        postmortem=draft, actor=reviewer, source=Source.ADMIN
+    )  # rita, round 1
     services.postmortem_request_changes(
-        postmortem=draft, actor=responder, comment="Add the rollback to the timeline"
+        postmortem=draft,
+        actor=responder,
+        comment="Add the rollback to the timeline",
+        source=Source.ADMIN,
     )
-    services.postmortem_submit(postmortem=draft, actor=commander)  # round 2
-    services.postmortem_approve(postmortem=draft, actor=responder)
+    services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)  # round 2
+    services.postmortem_approve(postmortem=draft, actor=responder, source=Source.ADMIN)
 
     with pytest.raises(StateConflict) as excinfo:
-        services.postmortem_publish(postmortem=draft, actor=commander)
+        services.postmortem_publish(postmortem=draft, actor=commander, source=Source.ADMIN)
     assert "waiting for approval from rita" in str(excinfo.value)
     assert reload(draft).status == PMStatus.IN_REVIEW
 
-    services.postmortem_approve(postmortem=draft, actor=reviewer)  # rita, round 2
-    services.postmortem_publish(postmortem=draft, actor=commander)
+    services.postmortem_approve(
+        postmortem=draft, actor=reviewer, source=Source.ADMIN
+    )  # rita, round 2
+    services.postmortem_publish(postmortem=draft, actor=commander, source=Source.ADMIN)
     assert reload(draft).status == PMStatus.PUBLISHED
 
 
 def test_publish_refused_when_the_reviewers_were_removed_before_anyone_approved(
     submitted, commander
 ):
-    services.postmortem_update(postmortem=submitted, actor=commander, reviewers=[])
+    services.postmortem_update(
+        postmortem=submitted, actor=commander, reviewers=[], source=Source.ADMIN
+    )
 
-    with pytest.raises(IncidentError, match="no reviewer is named"):
-        services.postmortem_publish(postmortem=submitted, actor=commander)
+    with pytest.raises(DomainError, match="no reviewer is named"):
+        services.postmortem_publish(postmortem=submitted, actor=commander, source=Source.ADMIN)
 
     assert reload(submitted).status == PMStatus.IN_REVIEW
 
@@ -723,16 +793,19 @@ def test_publish_refused_when_the_reviewers_were_removed_before_anyone_approved(
 def test_an_edit_after_approval_starts_a_new_round_and_asks_the_reviewers_again(
     submitted, commander, reviewer
 ):
-    services.postmortem_approve(postmortem=submitted, actor=reviewer)
+    services.postmortem_approve(postmortem=submitted, actor=reviewer, source=Source.ADMIN)
 
     services.postmortem_update(
-        postmortem=submitted, actor=commander, root_cause="A different cause entirely."
+        postmortem=submitted,
+        actor=commander,
+        root_cause="A different cause entirely.",
+        source=Source.ADMIN,
     )
 
     postmortem = reload(submitted)
     assert (postmortem.status, postmortem.review_round) == (PMStatus.IN_REVIEW, 2)
     with pytest.raises(StateConflict, match="waiting for approval from rita"):
-        services.postmortem_publish(postmortem=postmortem, actor=commander)
+        services.postmortem_publish(postmortem=postmortem, actor=commander, source=Source.ADMIN)
     asked = Notification.objects.filter(recipient=reviewer, subject__startswith="Changed after")
     assert asked.count() == 1
     assert TimelineEvent.objects.filter(
@@ -741,16 +814,18 @@ def test_an_edit_after_approval_starts_a_new_round_and_asks_the_reviewers_again(
 
 
 def test_an_edit_in_review_before_any_approval_keeps_the_round(submitted, commander):
-    services.postmortem_update(postmortem=submitted, actor=commander, impact="Fewer users.")
+    services.postmortem_update(
+        postmortem=submitted, actor=commander, impact="Fewer users.", source=Source.ADMIN
+    )
 
     assert reload(submitted).review_round == 1
 
 
 def test_publish_stamps_who_and_when(submitted, commander, reviewer):
-    services.postmortem_approve(postmortem=submitted, actor=reviewer)
+    services.postmortem_approve(postmortem=submitted, actor=reviewer, source=Source.ADMIN)
 
     with at(T0 + timedelta(days=400)):
-        services.postmortem_publish(postmortem=submitted, actor=commander)
+        services.postmortem_publish(postmortem=submitted, actor=commander, source=Source.ADMIN)
 
     postmortem = reload(submitted)
     assert postmortem.status == PMStatus.PUBLISHED
@@ -759,7 +834,9 @@ def test_publish_stamps_who_and_when(submitted, commander, reviewer):
 
 
 def test_reopen_takes_a_published_review_back_to_draft_keeping_the_reason(published, commander):
-    services.postmortem_reopen(postmortem=published, actor=commander, reason="  Wrong cause  ")
+    services.postmortem_reopen(
+        postmortem=published, actor=commander, reason="  Wrong cause  ", source=Source.ADMIN
+    )
 
     postmortem = reload(published)
     assert postmortem.status == PMStatus.DRAFT
@@ -773,8 +850,10 @@ def test_reopen_takes_a_published_review_back_to_draft_keeping_the_reason(publis
 def test_reopen_needs_a_reason(published, commander, reason):
     before = snapshot(published)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_reopen(postmortem=published, actor=commander, reason=reason)
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_reopen(
+            postmortem=published, actor=commander, reason=reason, source=Source.ADMIN
+        )
 
     assert excinfo.value.field == "reason"
     assert snapshot(published) == before
@@ -786,33 +865,41 @@ def test_reopen_refused_unless_published(request, commander, stage):
     before = snapshot(postmortem)
 
     with pytest.raises(StateConflict) as excinfo:
-        services.postmortem_reopen(postmortem=postmortem, actor=commander, reason="Why not")
+        services.postmortem_reopen(
+            postmortem=postmortem, actor=commander, reason="Why not", source=Source.ADMIN
+        )
 
     assert "not published" in str(excinfo.value)
     assert snapshot(postmortem) == before
 
 
 def test_a_reopened_review_needs_fresh_approval(published, commander, reviewer):
-    services.postmortem_reopen(postmortem=published, actor=commander, reason="Wrong cause")
-    services.postmortem_submit(postmortem=published, actor=commander)
+    services.postmortem_reopen(
+        postmortem=published, actor=commander, reason="Wrong cause", source=Source.ADMIN
+    )
+    services.postmortem_submit(postmortem=published, actor=commander, source=Source.ADMIN)
     assert reload(published).review_round == 2
 
     with pytest.raises(StateConflict) as excinfo:
-        services.postmortem_publish(postmortem=published, actor=commander)
+        services.postmortem_publish(postmortem=published, actor=commander, source=Source.ADMIN)
     assert "waiting for approval from rita" in str(excinfo.value)
 
-    services.postmortem_approve(postmortem=published, actor=reviewer)
-    services.postmortem_publish(postmortem=published, actor=commander)
+    services.postmortem_approve(postmortem=published, actor=reviewer, source=Source.ADMIN)
+    services.postmortem_publish(postmortem=published, actor=commander, source=Source.ADMIN)
     assert reload(published).status == PMStatus.PUBLISHED
 
 
 def test_the_owner_cannot_be_a_reviewer(draft, commander, reviewer):
     before = snapshot(draft)
 
-    with pytest.raises(IncidentError) as named_owner:
-        services.postmortem_update(postmortem=draft, actor=commander, reviewers=[commander])
-    with pytest.raises(IncidentError) as owner_is_reviewer:
-        services.postmortem_update(postmortem=draft, actor=commander, owner=reviewer)
+    with pytest.raises(DomainError) as named_owner:
+        services.postmortem_update(
+            postmortem=draft, actor=commander, reviewers=[commander], source=Source.ADMIN
+        )
+    with pytest.raises(DomainError) as owner_is_reviewer:
+        services.postmortem_update(
+            postmortem=draft, actor=commander, owner=reviewer, source=Source.ADMIN
+        )
 
     assert named_owner.value.field == owner_is_reviewer.value.field == "reviewers"
     assert "cannot review their own post-mortem" in str(named_owner.value)
@@ -821,19 +908,29 @@ def test_the_owner_cannot_be_a_reviewer(draft, commander, reviewer):
 
 EDITS = {
     "update": lambda pm, actor: services.postmortem_update(
-        postmortem=pm, actor=actor, root_cause="Rewritten"
+        postmortem=pm,
+        actor=actor,
+        root_cause="Rewritten",
+        source=Source.ADMIN,
     ),
     "add factor": lambda pm, actor: services.contributing_factor_save(
         factor=ContributingFactor(postmortem=pm, category="process", description="No canary"),
         actor=actor,
+        source=Source.ADMIN,
     ),
     "change factor": lambda pm, actor: services.contributing_factor_save(
-        factor=_changed(pm.contributing_factors.get()), actor=actor
+        factor=_changed(pm.contributing_factors.get()),
+        actor=actor,
+        source=Source.ADMIN,
     ),
     "delete factor": lambda pm, actor: services.contributing_factor_delete(
-        factor=pm.contributing_factors.get(), actor=actor
+        factor=pm.contributing_factors.get(),
+        actor=actor,
+        source=Source.ADMIN,
     ),
-    "sync": lambda pm, actor: services.postmortem_sync(postmortem=pm, actor=actor),
+    "sync": lambda pm, actor: services.postmortem_sync(
+        postmortem=pm, actor=actor, source=Source.ADMIN
+    ),
 }
 
 
@@ -846,7 +943,11 @@ def _changed(factor: ContributingFactor) -> ContributingFactor:
 def test_a_published_review_is_read_only(published, commander, edit):
     # Something new to sync, so a refused sync visibly brings nothing in.
     incident_services.timeline_add_entry(
-        incident=published.incident, kind=Kind.NOTE, summary="Late note", actor=commander
+        incident=published.incident,
+        kind=Kind.NOTE,
+        summary="Late note",
+        actor=commander,
+        source=Source.ADMIN,
     )
     before = snapshot(published)
 
@@ -860,8 +961,10 @@ def test_a_published_review_is_read_only(published, commander, edit):
 def test_update_refuses_fields_that_are_not_the_writers(draft, commander):
     before = snapshot(draft)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_update(postmortem=draft, actor=commander, status=PMStatus.PUBLISHED)
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_update(
+            postmortem=draft, actor=commander, status=PMStatus.PUBLISHED, source=Source.ADMIN
+        )
 
     assert "Cannot edit status" in str(excinfo.value)
     assert snapshot(draft) == before
@@ -870,12 +973,13 @@ def test_update_refuses_fields_that_are_not_the_writers(draft, commander):
 def test_update_refuses_marks_for_entries_not_in_the_review(draft, commander):
     before = snapshot(draft)
 
-    with pytest.raises(IncidentError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.postmortem_update(
             postmortem=draft,
             actor=commander,
             root_cause="Changed",
             timeline_marks={999_999: (True, "")},
+            source=Source.ADMIN,
         )
 
     assert excinfo.value.field == "timeline"
@@ -887,6 +991,7 @@ def test_contributing_factors_replace_the_list_in_order(draft, commander):
         postmortem=draft,
         actor=commander,
         contributing_factors=[("process", " No canary stage "), ("external", "Vendor outage")],
+        source=Source.ADMIN,
     )
 
     assert list(draft.contributing_factors.values_list("position", "category", "description")) == [
@@ -898,14 +1003,18 @@ def test_contributing_factors_replace_the_list_in_order(draft, commander):
 def test_a_factor_needs_a_known_category_and_a_description(draft, commander):
     before = snapshot(draft)
 
-    with pytest.raises(IncidentError) as unknown:
+    with pytest.raises(DomainError) as unknown:
         services.contributing_factor_save(
             factor=ContributingFactor(postmortem=draft, category="blame", description="bob"),
             actor=commander,
+            source=Source.ADMIN,
         )
-    with pytest.raises(IncidentError) as empty:
+    with pytest.raises(DomainError) as empty:
         services.postmortem_update(
-            postmortem=draft, actor=commander, contributing_factors=[("process", "  ")]
+            postmortem=draft,
+            actor=commander,
+            contributing_factors=[("process", "  ")],
+            source=Source.ADMIN,
         )
 
     assert "Unknown category 'blame'" in str(unknown.value)
@@ -918,8 +1027,8 @@ def test_factor_changes_record_the_actor_in_history(draft, commander):
     factor_id = factor.pk
 
     factor.description = "Pool size had no lower bound"
-    services.contributing_factor_save(factor=factor, actor=commander)
-    services.contributing_factor_delete(factor=factor, actor=commander)
+    services.contributing_factor_save(factor=factor, actor=commander, source=Source.ADMIN)
+    services.contributing_factor_delete(factor=factor, actor=commander, source=Source.ADMIN)
 
     history = ContributingFactor.history.filter(id=factor_id).order_by("-history_id")
     assert [(row.history_type, row.history_user) for row in history[:2]] == [
@@ -958,7 +1067,11 @@ def test_closing_is_refused_when_a_re_rating_requires_a_review_none_started(
     incident = declare(severity=sev3, commander=commander)
     resolve(incident, actor=commander)
     incident_services.incident_change_severity(
-        incident=incident, severity=sev2, reason="More customers were hit", actor=commander
+        incident=incident,
+        severity=sev2,
+        reason="More customers were hit",
+        actor=commander,
+        source=Source.ADMIN,
     )
 
     with pytest.raises(StateConflict) as excinfo:
@@ -1003,20 +1116,46 @@ def test_every_review_step_is_on_the_incident_timeline_and_in_history_with_its_a
 ):
     incident = draft.incident
     steps = [
-        (commander, lambda: services.postmortem_submit(postmortem=draft, actor=commander)),
+        (
+            commander,
+            lambda: services.postmortem_submit(
+                postmortem=draft, actor=commander, source=Source.ADMIN
+            ),
+        ),
         (
             reviewer,
             lambda: services.postmortem_request_changes(
-                postmortem=draft, actor=reviewer, comment="Add the rollback"
+                postmortem=draft,
+                actor=reviewer,
+                comment="Add the rollback",
+                source=Source.ADMIN,
             ),
         ),
-        (commander, lambda: services.postmortem_submit(postmortem=draft, actor=commander)),
-        (reviewer, lambda: services.postmortem_approve(postmortem=draft, actor=reviewer)),
-        (commander, lambda: services.postmortem_publish(postmortem=draft, actor=commander)),
+        (
+            commander,
+            lambda: services.postmortem_submit(
+                postmortem=draft, actor=commander, source=Source.ADMIN
+            ),
+        ),
+        (
+            reviewer,
+            lambda: services.postmortem_approve(
+                postmortem=draft, actor=reviewer, source=Source.ADMIN
+            ),
+        ),
+        (
+            commander,
+            lambda: services.postmortem_publish(
+                postmortem=draft, actor=commander, source=Source.ADMIN
+            ),
+        ),
         (
             commander,
             lambda: services.postmortem_reopen(
-                postmortem=draft, actor=commander, reason="Wrong cause"
+                postmortem=draft,
+                actor=commander,
+                reason="Wrong cause",
+                source=Source.ADMIN,
             ),
         ),
     ]
@@ -1058,7 +1197,9 @@ def test_every_review_step_is_on_the_incident_timeline_and_in_history_with_its_a
 
 
 def test_editing_records_the_writer_in_history(postmortem, responder):
-    services.postmortem_update(postmortem=postmortem, actor=responder, root_cause="Pool size")
+    services.postmortem_update(
+        postmortem=postmortem, actor=responder, root_cause="Pool size", source=Source.ADMIN
+    )
 
     row = reload(postmortem).history.first()
     assert row.history_user == responder
@@ -1072,7 +1213,7 @@ def test_submitting_tells_each_reviewer_with_links(draft, commander, reviewer, r
     write(draft, reviewer, responder, actor=commander)
     mark = last_notification_id()
 
-    services.postmortem_submit(postmortem=draft, actor=commander)
+    services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
 
     told = list(sent_since(mark, Event.REVIEW))
     assert recipients(told) == {"rita", "bob"}
@@ -1088,7 +1229,7 @@ def test_a_reviewer_who_submits_is_not_told_to_review(draft, commander, reviewer
     write(draft, reviewer, responder, actor=commander)
     mark = last_notification_id()
 
-    services.postmortem_submit(postmortem=draft, actor=responder)
+    services.postmortem_submit(postmortem=draft, actor=responder, source=Source.ADMIN)
 
     assert recipients(sent_since(mark, Event.REVIEW)) == {"rita"}
 
@@ -1097,11 +1238,11 @@ def test_the_owner_is_told_of_each_approval_and_what_is_still_awaited(
     draft, commander, reviewer, responder
 ):
     write(draft, reviewer, responder, actor=commander)
-    services.postmortem_submit(postmortem=draft, actor=commander)
+    services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
     mark = last_notification_id()
 
-    services.postmortem_approve(postmortem=draft, actor=reviewer)
-    services.postmortem_approve(postmortem=draft, actor=responder)
+    services.postmortem_approve(postmortem=draft, actor=reviewer, source=Source.ADMIN)
+    services.postmortem_approve(postmortem=draft, actor=responder, source=Source.ADMIN)
 
     told = list(sent_since(mark, Event.REVIEW).order_by("id"))
     assert [note.recipient for note in told] == [commander, commander]
@@ -1114,7 +1255,10 @@ def test_the_owner_is_told_what_changes_were_requested(submitted, commander, rev
     mark = last_notification_id()
 
     services.postmortem_request_changes(
-        postmortem=submitted, actor=reviewer, comment="Name the alert"
+        postmortem=submitted,
+        actor=reviewer,
+        comment="Name the alert",
+        source=Source.ADMIN,
     )
 
     note = sent_since(mark, Event.REVIEW).get()
@@ -1128,14 +1272,20 @@ def test_reopening_tells_the_owner_and_reviewers_but_not_who_reopened(
     published, commander, security_member
 ):
     mark = last_notification_id()
-    services.postmortem_reopen(postmortem=published, actor=commander, reason="Wrong cause")
+    services.postmortem_reopen(
+        postmortem=published, actor=commander, reason="Wrong cause", source=Source.ADMIN
+    )
     assert recipients(sent_since(mark, Event.REVIEW)) == {"rita"}
 
-    services.postmortem_submit(postmortem=published, actor=commander)
-    services.postmortem_approve(postmortem=published, actor=published.reviewers.get())
-    services.postmortem_publish(postmortem=published, actor=commander)
+    services.postmortem_submit(postmortem=published, actor=commander, source=Source.ADMIN)
+    services.postmortem_approve(
+        postmortem=published, actor=published.reviewers.get(), source=Source.ADMIN
+    )
+    services.postmortem_publish(postmortem=published, actor=commander, source=Source.ADMIN)
     mark = last_notification_id()
-    services.postmortem_reopen(postmortem=published, actor=security_member, reason="Typo")
+    services.postmortem_reopen(
+        postmortem=published, actor=security_member, reason="Typo", source=Source.ADMIN
+    )
     told = list(sent_since(mark, Event.REVIEW))
     assert recipients(told) == {"alice", "rita"}
     assert all(note.body.startswith("Typo") for note in told)
@@ -1146,10 +1296,10 @@ def test_publication_reaches_the_stakeholder_groups_of_the_severity(
 ):
     StakeholderGroup.objects.get(slug="executive-team").members.add(stakeholder)
     add_member(django_user_model, "cora", "external-customers")  # via the status page only
-    services.postmortem_approve(postmortem=submitted, actor=reviewer)
+    services.postmortem_approve(postmortem=submitted, actor=reviewer, source=Source.ADMIN)
     incident = submitted.incident
 
-    services.postmortem_publish(postmortem=submitted, actor=commander)
+    services.postmortem_publish(postmortem=submitted, actor=commander, source=Source.ADMIN)
 
     note = Notification.objects.get(event=Event.REVIEW_PUBLISHED)
     assert note.recipient == stakeholder
@@ -1167,10 +1317,10 @@ def test_publication_of_a_sev2_skips_groups_that_hear_only_of_sev1(
     incident = declare(severity=sev2, commander=commander)
     resolve(incident, actor=commander)
     postmortem = write(PostMortem.objects.get(incident=incident), reviewer, actor=commander)
-    services.postmortem_submit(postmortem=postmortem, actor=commander)
-    services.postmortem_approve(postmortem=postmortem, actor=reviewer)
+    services.postmortem_submit(postmortem=postmortem, actor=commander, source=Source.ADMIN)
+    services.postmortem_approve(postmortem=postmortem, actor=reviewer, source=Source.ADMIN)
 
-    services.postmortem_publish(postmortem=postmortem, actor=commander)
+    services.postmortem_publish(postmortem=postmortem, actor=commander, source=Source.ADMIN)
 
     assert recipients(sent_since(0, Event.REVIEW_PUBLISHED)) == {"erin"}
 
@@ -1185,10 +1335,10 @@ def test_publication_of_a_confidential_review_reaches_only_cleared_groups(
     assert incident.confidential
     resolve(incident, actor=commander)
     postmortem = write(PostMortem.objects.get(incident=incident), security_member, actor=commander)
-    services.postmortem_submit(postmortem=postmortem, actor=commander)
-    services.postmortem_approve(postmortem=postmortem, actor=security_member)
+    services.postmortem_submit(postmortem=postmortem, actor=commander, source=Source.ADMIN)
+    services.postmortem_approve(postmortem=postmortem, actor=security_member, source=Source.ADMIN)
 
-    services.postmortem_publish(postmortem=postmortem, actor=commander)
+    services.postmortem_publish(postmortem=postmortem, actor=commander, source=Source.ADMIN)
 
     assert recipients(sent_since(0, Event.REVIEW_PUBLISHED)) == {"sid", "lena"}
 
@@ -1209,8 +1359,10 @@ def test_a_reviewer_who_may_not_see_the_confidential_incident_is_refused(
 ):
     before = snapshot(confidential)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_update(postmortem=confidential, actor=commander, reviewers=[reviewer])
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_update(
+            postmortem=confidential, actor=commander, reviewers=[reviewer], source=Source.ADMIN
+        )
 
     assert excinfo.value.field == "reviewers"
     assert f"rita may not see confidential {confidential.incident.reference}" in str(excinfo.value)
@@ -1222,8 +1374,10 @@ def test_an_owner_who_may_not_see_the_confidential_incident_is_refused(
 ):
     before = snapshot(confidential)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_update(postmortem=confidential, actor=commander, owner=outsider)
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_update(
+            postmortem=confidential, actor=commander, owner=outsider, source=Source.ADMIN
+        )
 
     assert excinfo.value.field == "owner"
     assert snapshot(confidential) == before
@@ -1235,8 +1389,10 @@ def test_starting_a_confidential_review_for_an_owner_who_may_not_see_it_is_refus
     incident = declare(incident_type=security_type, severity=sev3, commander=commander)
     resolve(incident, actor=commander)
 
-    with pytest.raises(IncidentError) as excinfo:
-        services.postmortem_create(incident=incident, actor=commander, owner=outsider)
+    with pytest.raises(DomainError) as excinfo:
+        services.postmortem_create(
+            incident=incident, actor=commander, owner=outsider, source=Source.ADMIN
+        )
 
     assert excinfo.value.field == "owner"
     assert not PostMortem.objects.filter(incident=incident).exists()
@@ -1247,11 +1403,18 @@ def test_the_security_group_and_incident_participants_may_review_a_confidential_
     confidential, commander, security_member, responder
 ):
     incident_services.role_assign(
-        incident=confidential.incident, role=Role.SCRIBE, user=responder, actor=commander
+        incident=confidential.incident,
+        role=Role.SCRIBE,
+        user=responder,
+        actor=commander,
+        source=Source.ADMIN,
     )
 
     services.postmortem_update(
-        postmortem=confidential, actor=commander, reviewers=[security_member, responder]
+        postmortem=confidential,
+        actor=commander,
+        reviewers=[security_member, responder],
+        source=Source.ADMIN,
     )
 
     assert sorted(confidential.reviewers.values_list("username", flat=True)) == ["bob", "carol"]
@@ -1265,7 +1428,7 @@ def test_a_submission_whose_notice_fails_keeps_nothing(draft, commander, monkeyp
     monkeypatch.setattr(services.notifications, "notify", failing_on(Event.REVIEW))
 
     with pytest.raises(RuntimeError):
-        services.postmortem_submit(postmortem=draft, actor=commander)
+        services.postmortem_submit(postmortem=draft, actor=commander, source=Source.ADMIN)
 
     assert snapshot(draft) == before
 
@@ -1275,7 +1438,7 @@ def test_an_approval_whose_notice_fails_keeps_nothing(submitted, reviewer, monke
     monkeypatch.setattr(services.notifications, "notify", failing_on(Event.REVIEW))
 
     with pytest.raises(RuntimeError):
-        services.postmortem_approve(postmortem=submitted, actor=reviewer)
+        services.postmortem_approve(postmortem=submitted, actor=reviewer, source=Source.ADMIN)
 
     assert snapshot(submitted) == before
     assert not ReviewDecision.objects.exists()
@@ -1284,12 +1447,12 @@ def test_an_approval_whose_notice_fails_keeps_nothing(submitted, reviewer, monke
 def test_a_publication_whose_notice_fails_keeps_nothing(
     submitted, commander, reviewer, monkeypatch
 ):
-    services.postmortem_approve(postmortem=submitted, actor=reviewer)
+    services.postmortem_approve(postmortem=submitted, actor=reviewer, source=Source.ADMIN)
     before = snapshot(submitted)
     monkeypatch.setattr(services.notifications, "notify", failing_on(Event.REVIEW_PUBLISHED))
 
     with pytest.raises(RuntimeError):
-        services.postmortem_publish(postmortem=submitted, actor=commander)
+        services.postmortem_publish(postmortem=submitted, actor=commander, source=Source.ADMIN)
 
     assert snapshot(submitted) == before
     assert reload(submitted).published_by is None
@@ -1300,12 +1463,13 @@ def test_an_edit_refused_midway_keeps_nothing(draft, commander):
     before = snapshot(draft)
 
     # The commentary is checked only after the sections were saved.
-    with pytest.raises(IncidentError):
+    with pytest.raises(DomainError):
         services.postmortem_update(
             postmortem=draft,
             actor=commander,
             root_cause="Rewritten",
             timeline_marks={entry.pk: (False, "x" * (services.TEXT_LIMIT + 1))},
+            source=Source.ADMIN,
         )
 
     assert snapshot(draft) == before
@@ -1315,7 +1479,7 @@ def test_a_review_that_fails_to_start_keeps_the_incident_unresolved(
     declare, commander, monkeypatch
 ):
     incident = declare(commander=commander)
-    incident_services.incident_acknowledge(incident=incident, actor=commander)
+    incident_services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
     events = TimelineEvent.objects.filter(incident=incident).count()
 
     def broken(*args, **kwargs):
@@ -1340,8 +1504,8 @@ def test_review_dates_stay_within_a_year_of_today(postmortem, field, years):
         when = timezone.now() + timedelta(days=365 * years)
     except OverflowError:
         when = datetime(9999, 12, 31, tzinfo=UTC)
-    with pytest.raises(IncidentError) as refused:
-        services.postmortem_update(postmortem=postmortem, **{field: when})
+    with pytest.raises(DomainError) as refused:
+        services.postmortem_update(postmortem=postmortem, source=Source.ADMIN, **{field: when})
     assert refused.value.field == field
     soon = timezone.now() + timedelta(days=30)
-    services.postmortem_update(postmortem=postmortem, **{field: soon})
+    services.postmortem_update(postmortem=postmortem, source=Source.ADMIN, **{field: soon})

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import services as incident_services
+from incidents.models import Source
 from incidents.models import Status as IncidentStatus
 from postmortems.models import PostMortem
 from remediation import services
@@ -58,15 +59,19 @@ def incident(declare, api_service):
 def item(incident, commander):
     def _item(title="Add a pool alert", **fields):
         fields = {"category": "technical", "incident": incident, **fields}
-        return services.action_item_create(title=title, actor=commander, **fields)
+        return services.action_item_create(
+            title=title, actor=commander, source=Source.ADMIN, **fields
+        )
 
     return _item
 
 
 @pytest.fixture
 def resolved(incident, commander):
-    incident_services.incident_acknowledge(incident=incident, actor=commander)
-    incident_services.incident_transition(incident=incident, to_status=IncidentStatus.RESOLVED)
+    incident_services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
+    incident_services.incident_transition(
+        incident=incident, to_status=IncidentStatus.RESOLVED, source=Source.ADMIN
+    )
     return incident
 
 
@@ -86,12 +91,18 @@ def test_attention_filters(commander_client, item, commander):
     today = timezone.localdate()
     item("Late", due_on=today - timedelta(days=1))
     done = item("Late but done", due_on=today - timedelta(days=5))
-    services.action_item_transition(item=done, to_status=S.DONE, actor=commander)
+    services.action_item_transition(
+        item=done, to_status=S.DONE, actor=commander, source=Source.ADMIN
+    )
     fresh_block = item("Just blocked")
-    services.action_item_transition(item=fresh_block, to_status=S.BLOCKED, note="x")
+    services.action_item_transition(
+        item=fresh_block, to_status=S.BLOCKED, note="x", source=Source.ADMIN
+    )
     old_block = item("Long blocked")
     with time_machine.travel(timezone.now() - timedelta(days=10)):
-        services.action_item_transition(item=old_block, to_status=S.BLOCKED, note="vendor")
+        services.action_item_transition(
+            item=old_block, to_status=S.BLOCKED, note="vendor", source=Source.ADMIN
+        )
     item("Fine")
     assert listed(commander_client, attention="overdue") == ["Late"]
     assert listed(commander_client, attention="blocked") == ["Just blocked", "Long blocked"]
@@ -167,7 +178,9 @@ def test_change_due_date(commander_client, item):
 
 def test_mark_done_note_becomes_verification(commander_client, commander, item):
     entry, done = item("Open one"), item("Already done")
-    services.action_item_transition(item=done, to_status=S.DONE, actor=commander)
+    services.action_item_transition(
+        item=done, to_status=S.DONE, actor=commander, source=Source.ADMIN
+    )
     response = run_action(commander_client, "mark_done", [entry, done], note="Drill passed")
     texts = messages_of(response)
     assert "Marked done 1 action item(s)." in texts
@@ -212,7 +225,9 @@ def test_change_form_edits_and_moves(commander_client, item, responder):
 
 def test_change_form_offers_only_allowed_moves(commander_client, item, commander):
     entry = item()
-    services.action_item_transition(item=entry, to_status=S.DONE, actor=commander)
+    services.action_item_transition(
+        item=entry, to_status=S.DONE, actor=commander, source=Source.ADMIN
+    )
     body = commander_client.get(change_url(entry)).content.decode()
     assert '<option value="open">' in body
     assert '<option value="blocked">' not in body

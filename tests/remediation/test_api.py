@@ -9,10 +9,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from incidents import services as incident_services
-from incidents.models import IdempotencyRecord, Service
+from incidents.models import IdempotencyRecord, Service, Source
 from incidents.models import Status as IncidentStatus
 from postmortems.models import PostMortem
-from remediation import services
+from remediation import services, vocabulary
 from remediation.models import ActionItem, ActionItemUpdate
 from tests.api import client_for, errors
 from tests.conftest import make_user
@@ -52,7 +52,9 @@ def secret(declare, security_type):
 def item(incident, commander):
     def _item(title="Add a pool alert", **fields):
         fields = {"category": "technical", "incident": incident, **fields}
-        return services.action_item_create(title=title, actor=commander, **fields)
+        return services.action_item_create(
+            title=title, actor=commander, source=Source.ADMIN, **fields
+        )
 
     return _item
 
@@ -64,8 +66,10 @@ def api(commander):
 
 @pytest.fixture
 def postmortem(incident, commander):
-    incident_services.incident_acknowledge(incident=incident, actor=commander)
-    incident_services.incident_transition(incident=incident, to_status=IncidentStatus.RESOLVED)
+    incident_services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
+    incident_services.incident_transition(
+        incident=incident, to_status=IncidentStatus.RESOLVED, source=Source.ADMIN
+    )
     return PostMortem.objects.get(incident=incident)
 
 
@@ -114,8 +118,10 @@ def test_create_for_incident_without_postmortem_reference_is_400(api, incident):
 
 
 def test_create_on_published_review_is_409(api, incident, commander):
-    incident_services.incident_acknowledge(incident=incident, actor=commander)
-    incident_services.incident_transition(incident=incident, to_status=IncidentStatus.RESOLVED)
+    incident_services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
+    incident_services.incident_transition(
+        incident=incident, to_status=IncidentStatus.RESOLVED, source=Source.ADMIN
+    )
     publish_review(incident)
     body = {"postmortem": incident.reference, "title": "Too late", "category": "process"}
     response = api.post(ITEMS, body, format="json")
@@ -167,6 +173,28 @@ def test_patch_status_is_not_writable(api, item):
     assert response.status_code == 200
     entry.refresh_from_db()
     assert entry.status == S.OPEN
+
+
+def test_every_action_item_write_through_the_api_is_recorded_as_api(api, incident):
+    """Create, change, note and move an item through the API: each step's timeline event,
+    and the history row of that event, say the change came from the API."""
+    response = api.post(
+        ITEMS,
+        {"incident": incident.reference, "title": "Add a pool alert", "category": "technical"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    entry = ActionItem.objects.get(pk=response.json()["id"])
+    assert api.patch(url(entry), {"priority": "P1"}, format="json").status_code == 200
+    note = api.post(url(entry, "updates"), {"note": "Drafted the alert"}, format="json")
+    assert note.status_code == 201, note.content
+    moved = api.post(url(entry, "updates"), {"status": "in_progress"}, format="json")
+    assert moved.status_code == 201, moved.content
+
+    steps = incident.timeline.filter(kind=vocabulary.Kind.FOLLOW_UP).order_by("pk")
+    assert len(steps) == 4  # created, changed, noted, moved
+    assert [event.source for event in steps] == [Source.API] * 4
+    assert [event.history.get().source for event in steps] == [Source.API] * 4
 
 
 # --- progress ---------------------------------------------------------------------------
@@ -247,13 +275,21 @@ def spread(item, commander, responder, declare, postmortem):
     bobs = item("Bob P2 late", priority="P2", owner=responder, due_on=today - timedelta(days=2))
     item("Nobody P4", priority="P4", category="process")
     done = item("Done late", priority="P3", owner=responder, due_on=today - timedelta(days=9))
-    services.action_item_transition(item=done, to_status=S.DONE, actor=commander)
+    services.action_item_transition(
+        item=done, to_status=S.DONE, actor=commander, source=Source.ADMIN
+    )
     blocked = item("Blocked", owner=commander, category="training")
-    services.action_item_transition(item=blocked, to_status=S.BLOCKED, note="x", actor=commander)
+    services.action_item_transition(
+        item=blocked, to_status=S.BLOCKED, note="x", actor=commander, source=Source.ADMIN
+    )
     other = declare(title="Other incident")
     item("Elsewhere", incident=other)
     services.action_item_create(
-        title="From review", category="process", postmortem=postmortem, actor=commander
+        title="From review",
+        category="process",
+        postmortem=postmortem,
+        actor=commander,
+        source=Source.ADMIN,
     )
     return mine, bobs, other
 
@@ -357,8 +393,11 @@ def test_list_query_count_does_not_grow(item, commander, responder, postmortem):
             postmortem=postmortem,
             owner=responder,
             actor=commander,
+            source=Source.ADMIN,
         )
-        services.action_item_transition(item=entry, to_status=S.DONE, actor=commander)
+        services.action_item_transition(
+            item=entry, to_status=S.DONE, actor=commander, source=Source.ADMIN
+        )
     large, count = _list_queries(client)
     assert count == 5
     assert large == small
@@ -371,11 +410,17 @@ def test_report_returns_the_figures(api, item, responder, commander):
     today = timezone.localdate()
     item("Late", priority="P1", team="Platform", owner=responder, due_on=today - timedelta(1))
     blocked = item("Stuck", team="Platform")
-    services.action_item_transition(item=blocked, to_status=S.BLOCKED, note="DBA", actor=commander)
+    services.action_item_transition(
+        item=blocked, to_status=S.BLOCKED, note="DBA", actor=commander, source=Source.ADMIN
+    )
     done = item("Shipped", team="Payments")
-    services.action_item_transition(item=done, to_status=S.DONE, actor=commander)
+    services.action_item_transition(
+        item=done, to_status=S.DONE, actor=commander, source=Source.ADMIN
+    )
     dropped = item("Dropped", team="Payments")
-    services.action_item_transition(item=dropped, to_status=S.WONT_DO, note="no", actor=commander)
+    services.action_item_transition(
+        item=dropped, to_status=S.WONT_DO, note="no", actor=commander, source=Source.ADMIN
+    )
     response = api.get(REPORT)
     assert response.status_code == 200, response.content
     data = response.json()

@@ -6,13 +6,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
+from django.db import IntegrityError
 from django.urls import reverse
 from django_q.models import Schedule
 
-from incidents.models import Notification
+from incidents.models import Notification, Source
 from postmortems import services as pm_services
 from postmortems.models import PostMortem
-from remediation import reminders, services, tasks
+from remediation import reminders, services, tasks, vocabulary
 from tests.conftest import make_user
 
 # Monday 7 January 2030 (ISO week 2), long after the fixtures were created.
@@ -31,7 +32,7 @@ def run(day: date, hour: int = 9, times: int = 1) -> int:
 
 def sent(prefix: str, user=None):
     rows = Notification.objects.filter(
-        event=Notification.Event.FOLLOW_UP, dedup_key__startswith=prefix
+        event=vocabulary.Event.FOLLOW_UP, dedup_key__startswith=prefix
     )
     return rows.filter(recipient=user) if user is not None else rows
 
@@ -53,10 +54,12 @@ def postmortem(declare, commander, reviewer) -> PostMortem:
     from incidents.models import Status as IncidentStatus
 
     resolved = declare(title="Payments down", commander=commander)
-    incident_services.incident_acknowledge(incident=resolved, actor=commander)
-    incident_services.incident_transition(incident=resolved, to_status=IncidentStatus.RESOLVED)
+    incident_services.incident_acknowledge(incident=resolved, actor=commander, source=Source.ADMIN)
+    incident_services.incident_transition(
+        incident=resolved, to_status=IncidentStatus.RESOLVED, source=Source.ADMIN
+    )
     postmortem = PostMortem.objects.get(incident=resolved)
-    return pm_services.postmortem_update(postmortem=postmortem, owner=reviewer)
+    return pm_services.postmortem_update(postmortem=postmortem, owner=reviewer, source=Source.ADMIN)
 
 
 @pytest.fixture
@@ -73,7 +76,7 @@ def create(incident, commander, responder):
         }
         fields.update(overrides)
         with at(day, 8):
-            return services.action_item_create(**fields)
+            return services.action_item_create(source=Source.ADMIN, **fields)
 
     return _create
 
@@ -122,7 +125,11 @@ def test_finished_items_are_not_reminded(create, commander, status):
     item = create(due_on=MONDAY)
     with at(MONDAY, 10):
         services.action_item_transition(
-            item=item, to_status=status, actor=commander, note="Settled."
+            item=item,
+            to_status=status,
+            actor=commander,
+            note="Settled.",
+            source=Source.ADMIN,
         )
     for offset in range(1, 6):
         run(MONDAY + offset * DAY)
@@ -134,7 +141,11 @@ def test_unfinished_items_are_reminded(create, commander, responder, status):
     item = create(due_on=MONDAY)
     with at(MONDAY, 10):
         services.action_item_transition(
-            item=item, to_status=status, actor=commander, note="Started."
+            item=item,
+            to_status=status,
+            actor=commander,
+            note="Started.",
+            source=Source.ADMIN,
         )
     run(MONDAY + DAY)
     assert sent(f"action-item:{item.pk}:overdue:", responder).count() == 1
@@ -194,7 +205,9 @@ def test_due_this_week_digest(create, commander, responder, reviewer):
     create(title="Already overdue", due_on=MONDAY - DAY)
     finished = create(title="Finished early", due_on=MONDAY + DAY)
     with at(MONDAY, 8):
-        services.action_item_transition(item=finished, to_status="done", actor=responder)
+        services.action_item_transition(
+            item=finished, to_status="done", actor=responder, source=Source.ADMIN
+        )
     create(title="Rita's item", due_on=MONDAY + 3 * DAY, owner=reviewer)
 
     run(MONDAY, times=2)
@@ -276,6 +289,7 @@ def test_an_item_on_an_incident_the_owner_may_not_see_stays_out_of_their_digest(
             owner=commander,
             actor=commander,
             due_on=MONDAY + DAY,
+            source=Source.ADMIN,
         )
     # The owner is then handed an item on the secret incident by the database alone.
     from remediation.models import ActionItem
@@ -295,7 +309,11 @@ def test_an_item_on_an_incident_the_owner_may_not_see_stays_out_of_their_digest(
 def block(item, actor, day: date, hour: int = 10):
     with at(day, hour):
         services.action_item_transition(
-            item=item, to_status="blocked", actor=actor, note="Waiting for the vendor."
+            item=item,
+            to_status="blocked",
+            actor=actor,
+            note="Waiting for the vendor.",
+            source=Source.ADMIN,
         )
 
 
@@ -324,7 +342,9 @@ def test_long_blocked_items_are_flagged_once_per_blocking(
 
     # Unblocked, then blocked again: a new blocking, flagged again once it is old.
     with at(MONDAY + 12 * DAY):
-        services.action_item_transition(item=item, to_status="in_progress", actor=responder)
+        services.action_item_transition(
+            item=item, to_status="in_progress", actor=responder, source=Source.ADMIN
+        )
     block(item, responder, MONDAY + 13 * DAY)
     run(MONDAY + 15 * DAY)
     assert sent(flagged).count() == 2
@@ -348,7 +368,9 @@ def test_a_short_block_is_not_flagged(create, commander):
     item = create(due_on=MONDAY + 365 * DAY)
     block(item, commander, MONDAY)
     with at(MONDAY + 3 * DAY):
-        services.action_item_transition(item=item, to_status="open", actor=commander)
+        services.action_item_transition(
+            item=item, to_status="open", actor=commander, source=Source.ADMIN
+        )
     run(MONDAY + 20 * DAY)
     assert not sent(f"action-item:{item.pk}:blocked-since:").exists()
 
@@ -374,3 +396,20 @@ def test_reminders_are_delivered_by_email(
     assert row.state == Notification.State.DELIVERED
     assert [message.to for message in mailoutbox] == [[responder.email]]
     assert item.title in mailoutbox[0].subject
+
+
+def test_a_reminder_another_worker_sent_first_does_not_stop_the_others(
+    create, responder, commander, monkeypatch
+):
+    first, second = create(due_on=MONDAY), create(due_on=MONDAY, owner=commander)
+    real_notify = reminders.notifications.notify
+
+    def racing_notify(incident, event, **kwargs):
+        if kwargs["dedup_prefix"].startswith(f"action-item:{first.pk}:"):
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real_notify(incident, event, **kwargs)
+
+    monkeypatch.setattr(reminders.notifications, "notify", racing_notify)
+    assert run(MONDAY + DAY) >= 1
+    assert not sent(f"action-item:{first.pk}:overdue:").exists()
+    assert sent(f"action-item:{second.pk}:overdue:", commander).exists()

@@ -8,7 +8,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from incidents.models import Service
+from incidents.models import Service, Source
 from remediation import services
 from remediation.models import ActionItem
 from remediation.queries import ReportFilters, remediation_report
@@ -43,11 +43,16 @@ def make_item(incident, title, *, actor, created, team, priority, category, due,
             team=team,
             due_on=due,
             actor=actor,
+            source=Source.ADMIN,
         )
     for status, note, when in moves:
         with time_machine.travel(when, tick=False):
             item = services.action_item_transition(
-                item=item, to_status=status, note=note, actor=actor
+                item=item,
+                to_status=status,
+                note=note,
+                actor=actor,
+                source=Source.ADMIN,
             )
     return item
 

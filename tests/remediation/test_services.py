@@ -9,11 +9,12 @@ import pytest
 from django.utils import timezone
 
 from incidents import services as incident_services
-from incidents.errors import IncidentError, StateConflict
-from incidents.models import Notification, TimelineEvent
+from incidents.errors import DomainError, StateConflict
+from incidents.models import Notification, Source, TimelineEvent
 from postmortems import services as pm_services
+from postmortems.extensions import PublishRequest
 from postmortems.models import PostMortem
-from remediation import services
+from remediation import services, vocabulary
 from remediation.models import ActionItem, ActionItemUpdate
 from remediation.services import TRANSITIONS
 from tests.conftest import make_user
@@ -39,9 +40,11 @@ def resolved(declare, commander, api_service):
     from incidents.models import Status as IncidentStatus
 
     incident = declare(commander=commander, services=[api_service])
-    incident_services.incident_acknowledge(incident=incident, actor=commander)
+    incident_services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
     return incident_services.incident_transition(
-        incident=incident, to_status=IncidentStatus.RESOLVED
+        incident=incident,
+        to_status=IncidentStatus.RESOLVED,
+        source=Source.ADMIN,
     )
 
 
@@ -68,19 +71,21 @@ def create(incident, commander, responder):
             "owner": responder,
         }
         fields.update(overrides)
-        return services.action_item_create(**fields)
+        return services.action_item_create(source=Source.ADMIN, **fields)
 
     return _create
 
 
 def follow_ups(user):
-    return Notification.objects.filter(event=Notification.Event.FOLLOW_UP, recipient=user)
+    return Notification.objects.filter(event=vocabulary.Event.FOLLOW_UP, recipient=user)
 
 
 def put_in(item, status, actor):
     """Bring a fresh (open) item into `status` through legal moves."""
     if status != Status.OPEN:
-        services.action_item_transition(item=item, to_status=status, actor=actor, note=REASON)
+        services.action_item_transition(
+            item=item, to_status=status, actor=actor, note=REASON, source=Source.ADMIN
+        )
     item.refresh_from_db()
     assert item.status == status
     return item
@@ -117,7 +122,7 @@ def test_create_on_an_incident_records_everything(create, incident, commander, r
     created = item.updates.get()
     assert (created.kind, created.to_status, created.author) == (Kind.CREATED, "open", commander)
     assert item.history.latest().history_user == commander
-    event = TimelineEvent.objects.filter(incident=incident, kind=TimelineEvent.Kind.FOLLOW_UP).get()
+    event = TimelineEvent.objects.filter(incident=incident, kind=vocabulary.Kind.FOLLOW_UP).get()
     assert event.details == {"action_item": item.pk}
     assert item.title in event.summary
     # The owner is told about their new item.
@@ -132,6 +137,7 @@ def test_create_from_a_postmortem_takes_its_incident(postmortem, commander, resp
         postmortem=postmortem,
         owner=responder,
         actor=commander,
+        source=Source.ADMIN,
     )
     assert item.postmortem == postmortem
     assert item.incident == postmortem.incident
@@ -142,19 +148,21 @@ def test_create_from_a_postmortem_takes_its_incident(postmortem, commander, resp
         postmortem=postmortem,
         incident=postmortem.incident,
         actor=commander,
+        source=Source.ADMIN,
     )
     assert again.incident == postmortem.incident
 
 
 def test_create_from_a_postmortem_of_another_incident_is_refused(postmortem, declare, commander):
     other = declare(title="Search is slow")
-    with pytest.raises(IncidentError) as refused:
+    with pytest.raises(DomainError) as refused:
         services.action_item_create(
             title="Misfiled",
             category="technical",
             postmortem=postmortem,
             incident=other,
             actor=commander,
+            source=Source.ADMIN,
         )
     assert refused.value.field == "postmortem"
     assert not ActionItem.objects.exists()
@@ -166,7 +174,11 @@ def test_a_published_review_takes_no_new_items(postmortem, reviewer, commander):
     assert postmortem.is_published
     with pytest.raises(StateConflict, match="published"):
         services.action_item_create(
-            title="Too late", category="process", postmortem=postmortem, actor=commander
+            title="Too late",
+            category="process",
+            postmortem=postmortem,
+            actor=commander,
+            source=Source.ADMIN,
         )
     assert not ActionItem.objects.exists()
     # Adding it to the incident instead still works.
@@ -175,13 +187,16 @@ def test_a_published_review_takes_no_new_items(postmortem, reviewer, commander):
         category="process",
         incident=postmortem.incident,
         actor=commander,
+        source=Source.ADMIN,
     )
     assert item.postmortem is None
 
 
 def test_create_needs_an_incident(commander):
-    with pytest.raises(IncidentError) as refused:
-        services.action_item_create(title="Orphan", category="technical", actor=commander)
+    with pytest.raises(DomainError) as refused:
+        services.action_item_create(
+            title="Orphan", category="technical", actor=commander, source=Source.ADMIN
+        )
     assert refused.value.field == "incident"
 
 
@@ -224,23 +239,23 @@ def inactive(db, django_user_model):
 )
 def test_create_refuses_bad_fields_and_changes_nothing(create, incident, overrides, field):
     before = TimelineEvent.objects.filter(incident=incident).count()
-    with pytest.raises(IncidentError) as refused:
+    with pytest.raises(DomainError) as refused:
         create(**overrides)
     assert refused.value.field == field
     assert not ActionItem.objects.exists()
     assert not ActionItemUpdate.objects.exists()
     assert TimelineEvent.objects.filter(incident=incident).count() == before
-    assert not Notification.objects.filter(event=Notification.Event.FOLLOW_UP).exists()
+    assert not Notification.objects.filter(event=vocabulary.Event.FOLLOW_UP).exists()
 
 
 def test_create_refuses_fields_it_does_not_set(create):
-    with pytest.raises(IncidentError):
+    with pytest.raises(DomainError):
         create(status="done")
     assert not ActionItem.objects.exists()
 
 
 def test_an_inactive_owner_is_refused(create, inactive):
-    with pytest.raises(IncidentError) as refused:
+    with pytest.raises(DomainError) as refused:
         create(owner=inactive)
     assert refused.value.field == "owner"
     assert not ActionItem.objects.exists()
@@ -250,13 +265,14 @@ def test_an_owner_who_may_not_see_a_confidential_incident_is_refused(
     declare, commander, outsider, security_member
 ):
     secret = declare(title="Leaked keys", confidential=True, commander=commander)
-    with pytest.raises(IncidentError, match="confidential") as refused:
+    with pytest.raises(DomainError, match="confidential") as refused:
         services.action_item_create(
             title="Rotate keys",
             category="technical",
             incident=secret,
             owner=outsider,
             actor=commander,
+            source=Source.ADMIN,
         )
     assert refused.value.field == "owner"
     assert not ActionItem.objects.exists()
@@ -267,6 +283,7 @@ def test_an_owner_who_may_not_see_a_confidential_incident_is_refused(
         incident=secret,
         owner=security_member,
         actor=commander,
+        source=Source.ADMIN,
     )
     assert item.owner == security_member
 
@@ -275,8 +292,8 @@ def test_update_refuses_bad_fields_and_changes_nothing(create, inactive, command
     item = create()
     before = snapshot(item)
     for changes in ({"title": ""}, {"owner": inactive}, {"tracker_url": "www.example.com"}):
-        with pytest.raises(IncidentError):
-            services.action_item_update(item=item, actor=commander, **changes)
+        with pytest.raises(DomainError):
+            services.action_item_update(item=item, actor=commander, source=Source.ADMIN, **changes)
     item.refresh_from_db()
     assert item.title == "Add a pool size check to the deploy"
     assert item.tracker_url == ""
@@ -304,10 +321,12 @@ def test_the_table_is_what_the_brief_says():
 @pytest.mark.parametrize(("start", "end"), ALLOWED)
 def test_every_allowed_move_works_and_is_recorded(create, commander, responder, start, end):
     item = put_in(create(), start, responder)
-    events = TimelineEvent.objects.filter(incident=item.incident, kind=TimelineEvent.Kind.FOLLOW_UP)
+    events = TimelineEvent.objects.filter(incident=item.incident, kind=vocabulary.Kind.FOLLOW_UP)
     before = events.count()
 
-    moved = services.action_item_transition(item=item, to_status=end, actor=commander, note=REASON)
+    moved = services.action_item_transition(
+        item=item, to_status=end, actor=commander, note=REASON, source=Source.ADMIN
+    )
 
     item.refresh_from_db()
     assert moved.status == item.status == end
@@ -333,7 +352,9 @@ def test_illegal_moves_are_refused_and_change_nothing(create, commander, start, 
     before = snapshot(item)
 
     with pytest.raises(StateConflict) as refused:
-        services.action_item_transition(item=item, to_status=end, actor=commander, note=REASON)
+        services.action_item_transition(
+            item=item, to_status=end, actor=commander, note=REASON, source=Source.ADMIN
+        )
 
     allowed = ", ".join(value for value in ALL_STATUSES if value in TRANSITIONS[start])
     assert f"allowed from {start}: {allowed}" in refused.value.message
@@ -344,7 +365,9 @@ def test_illegal_moves_are_refused_and_change_nothing(create, commander, start, 
 def test_done_to_blocked_names_reopening(create, commander):
     item = put_in(create(), Status.DONE, commander)
     with pytest.raises(StateConflict, match="allowed from done: open"):
-        services.action_item_transition(item=item, to_status="blocked", actor=commander, note="x")
+        services.action_item_transition(
+            item=item, to_status="blocked", actor=commander, note="x", source=Source.ADMIN
+        )
 
 
 @pytest.mark.parametrize("end", [Status.BLOCKED, Status.WONT_DO])
@@ -352,19 +375,25 @@ def test_done_to_blocked_names_reopening(create, commander):
 def test_blocking_and_wont_do_need_a_reason(create, commander, end, note):
     item = create()
     before = snapshot(item)
-    with pytest.raises(IncidentError) as refused:
-        services.action_item_transition(item=item, to_status=end, actor=commander, note=note)
+    with pytest.raises(DomainError) as refused:
+        services.action_item_transition(
+            item=item, to_status=end, actor=commander, note=note, source=Source.ADMIN
+        )
     assert refused.value.field == "note"
     assert snapshot(item) == before
 
 
 def test_blocking_keeps_the_reason_and_time_unblocking_clears_them(create, commander):
     item = create()
-    services.action_item_transition(item=item, to_status="blocked", actor=commander, note=REASON)
+    services.action_item_transition(
+        item=item, to_status="blocked", actor=commander, note=REASON, source=Source.ADMIN
+    )
     item.refresh_from_db()
     assert item.blocked_reason == REASON
     assert item.blocked_at is not None
-    services.action_item_transition(item=item, to_status="in_progress", actor=commander)
+    services.action_item_transition(
+        item=item, to_status="in_progress", actor=commander, source=Source.ADMIN
+    )
     item.refresh_from_db()
     assert (item.blocked_reason, item.blocked_at) == ("", None)
 
@@ -372,11 +401,17 @@ def test_blocking_keeps_the_reason_and_time_unblocking_clears_them(create, comma
 def test_wont_do_keeps_the_reason(create, commander):
     item = create()
     services.action_item_transition(
-        item=item, to_status="wont_do", actor=commander, note="Replaced by the new pool."
+        item=item,
+        to_status="wont_do",
+        actor=commander,
+        note="Replaced by the new pool.",
+        source=Source.ADMIN,
     )
     item.refresh_from_db()
     assert item.wont_do_reason == "Replaced by the new pool."
-    services.action_item_transition(item=item, to_status="open", actor=commander)
+    services.action_item_transition(
+        item=item, to_status="open", actor=commander, source=Source.ADMIN
+    )
     item.refresh_from_db()
     assert item.wont_do_reason == ""
 
@@ -384,14 +419,20 @@ def test_wont_do_keeps_the_reason(create, commander):
 def test_done_stamps_who_and_when_and_keeps_the_verification(create, responder):
     item = create()
     services.action_item_transition(
-        item=item, to_status="done", actor=responder, note="  A drill exhausted the pool.  "
+        item=item,
+        to_status="done",
+        actor=responder,
+        note="  A drill exhausted the pool.  ",
+        source=Source.ADMIN,
     )
     item.refresh_from_db()
     assert item.completed_by == responder
     assert item.completed_at is not None
     assert item.verification_note == "A drill exhausted the pool."
     # Reopening clears the completion but keeps what was verified.
-    services.action_item_transition(item=item, to_status="open", actor=responder)
+    services.action_item_transition(
+        item=item, to_status="open", actor=responder, source=Source.ADMIN
+    )
     item.refresh_from_db()
     assert item.completed_at is None
     assert item.completed_by is None
@@ -400,7 +441,9 @@ def test_done_stamps_who_and_when_and_keeps_the_verification(create, responder):
 
 def test_done_without_a_note_keeps_an_earlier_verification_note(create, responder):
     item = create(verification_note="Graph of pool usage.")
-    services.action_item_transition(item=item, to_status="done", actor=responder)
+    services.action_item_transition(
+        item=item, to_status="done", actor=responder, source=Source.ADMIN
+    )
     item.refresh_from_db()
     assert item.verification_note == "Graph of pool usage."
 
@@ -408,11 +451,17 @@ def test_done_without_a_note_keeps_an_earlier_verification_note(create, responde
 def test_blocking_tells_the_owner_unless_they_blocked_it(create, commander, responder):
     item = create()
     follow_ups(responder).delete()
-    services.action_item_transition(item=item, to_status="blocked", actor=commander, note=REASON)
+    services.action_item_transition(
+        item=item, to_status="blocked", actor=commander, note=REASON, source=Source.ADMIN
+    )
     told = follow_ups(responder).get()
     assert "blocked" in told.subject.lower()
-    services.action_item_transition(item=item, to_status="open", actor=responder)
-    services.action_item_transition(item=item, to_status="blocked", actor=responder, note=REASON)
+    services.action_item_transition(
+        item=item, to_status="open", actor=responder, source=Source.ADMIN
+    )
+    services.action_item_transition(
+        item=item, to_status="blocked", actor=responder, note=REASON, source=Source.ADMIN
+    )
     assert follow_ups(responder).count() == 1
 
 
@@ -421,7 +470,9 @@ def test_blocking_tells_the_owner_unless_they_blocked_it(create, commander, resp
 
 def test_update_records_a_change(create, commander):
     item = create()
-    services.action_item_update(item=item, actor=commander, priority="P1", team="Platform")
+    services.action_item_update(
+        item=item, actor=commander, priority="P1", team="Platform", source=Source.ADMIN
+    )
     item.refresh_from_db()
     assert (item.priority, item.team) == ("P1", "Platform")
     change = item.updates.latest("id")
@@ -434,21 +485,21 @@ def test_update_records_a_change(create, commander):
 def test_update_with_nothing_changed_records_nothing(create, commander):
     item = create(priority="P2")
     before = snapshot(item)
-    services.action_item_update(item=item, actor=commander, priority="P2")
+    services.action_item_update(item=item, actor=commander, priority="P2", source=Source.ADMIN)
     assert snapshot(item) == before
 
 
 def test_update_refuses_status_and_other_fields(create, commander):
     item = create()
-    with pytest.raises(IncidentError):
-        services.action_item_update(item=item, actor=commander, status="done")
+    with pytest.raises(DomainError):
+        services.action_item_update(item=item, actor=commander, status="done", source=Source.ADMIN)
     item.refresh_from_db()
     assert item.status == Status.OPEN
 
 
 def test_a_new_owner_is_told(create, commander, responder, reviewer):
     item = create()
-    services.action_item_update(item=item, actor=commander, owner=reviewer)
+    services.action_item_update(item=item, actor=commander, owner=reviewer, source=Source.ADMIN)
     item.refresh_from_db()
     assert item.owner == reviewer
     told = follow_ups(reviewer).get()
@@ -461,7 +512,7 @@ def test_a_new_owner_is_told(create, commander, responder, reviewer):
 
 def test_taking_an_item_yourself_tells_nobody(create, commander, reviewer):
     item = create(owner=None)
-    services.action_item_update(item=item, actor=reviewer, owner=reviewer)
+    services.action_item_update(item=item, actor=reviewer, owner=reviewer, source=Source.ADMIN)
     item.refresh_from_db()
     assert item.owner == reviewer
     assert not follow_ups(reviewer).exists()
@@ -476,7 +527,10 @@ def test_creating_an_item_for_yourself_tells_nobody(create, responder):
 def test_a_note_is_recorded(create, responder):
     item = create()
     update = services.action_item_note(
-        item=item, note="  Half the services done.  ", actor=responder
+        item=item,
+        note="  Half the services done.  ",
+        actor=responder,
+        source=Source.ADMIN,
     )
     assert update.kind == Kind.NOTE
     assert update.note == "Half the services done."
@@ -489,8 +543,8 @@ def test_a_note_is_recorded(create, responder):
 @pytest.mark.parametrize("note", ["", "   ", "x" * 20_001])
 def test_a_note_needs_sensible_text(create, responder, note):
     item = create()
-    with pytest.raises(IncidentError):
-        services.action_item_note(item=item, note=note, actor=responder)
+    with pytest.raises(DomainError):
+        services.action_item_note(item=item, note=note, actor=responder, source=Source.ADMIN)
     assert not item.updates.filter(kind=Kind.NOTE).exists()
 
 
@@ -499,11 +553,13 @@ def test_a_note_needs_sensible_text(create, responder, note):
 
 def _approve(postmortem, reviewer, **changes):
     in_review(postmortem, reviewer, **changes)
-    pm_services.postmortem_approve(postmortem=postmortem, actor=reviewer)
+    pm_services.postmortem_approve(postmortem=postmortem, actor=reviewer, source=Source.ADMIN)
 
 
 def _publish(postmortem):
-    return pm_services.postmortem_publish(postmortem=postmortem, actor=postmortem.owner)
+    return pm_services.postmortem_publish(
+        postmortem=postmortem, actor=postmortem.owner, source=Source.ADMIN
+    )
 
 
 def test_publishing_without_action_items_or_a_reason_is_refused(postmortem, reviewer):
@@ -517,7 +573,7 @@ def test_publishing_without_action_items_or_a_reason_is_refused(postmortem, revi
 
 def test_no_action_needed_still_needs_the_reason(postmortem, reviewer):
     _approve(postmortem, reviewer, no_action_needed=True, no_action_reason="  ")
-    with pytest.raises(IncidentError) as refused:
+    with pytest.raises(DomainError) as refused:
         _publish(postmortem)
     assert refused.value.field == "no_action_reason"
     postmortem.refresh_from_db()
@@ -528,8 +584,10 @@ def test_the_guard_asks_for_a_reason_when_no_action_is_needed(postmortem):
     # The guard itself, for a review the workflow let through without a reason.
     PostMortem.objects.filter(pk=postmortem.pk).update(no_action_needed=True, no_action_reason="")
     postmortem.refresh_from_db()
-    with pytest.raises(IncidentError) as refused:
-        services.require_action_items_or_reason(postmortem)
+    with pytest.raises(DomainError) as refused:
+        services.require_action_items_or_reason(
+            PublishRequest(postmortem=postmortem, actor=None, source=Source.ADMIN)
+        )
     assert refused.value.field == "no_action_reason"
 
 
@@ -541,7 +599,11 @@ def test_no_action_needed_with_a_reason_publishes(postmortem, reviewer):
 def test_an_action_item_on_the_review_lets_it_publish(postmortem, reviewer, commander):
     _approve(postmortem, reviewer, no_action_needed=False, no_action_reason="")
     services.action_item_create(
-        title="Validate pool size", category="technical", postmortem=postmortem, actor=commander
+        title="Validate pool size",
+        category="technical",
+        postmortem=postmortem,
+        actor=commander,
+        source=Source.ADMIN,
     )
     assert _publish(postmortem).is_published
 
@@ -553,6 +615,7 @@ def test_an_action_item_noted_on_the_incident_lets_it_publish(postmortem, review
         category="process",
         incident=postmortem.incident,
         actor=commander,
+        source=Source.ADMIN,
     )
     assert _publish(postmortem).is_published
 
@@ -565,9 +628,13 @@ def test_someone_who_may_not_see_a_confidential_incident_cannot_add_to_it(
 ):
     secret = declare(title="Badge cloned", incident_type=security_type)
 
-    with pytest.raises(IncidentError) as excinfo:
+    with pytest.raises(DomainError) as excinfo:
         services.action_item_create(
-            incident=secret, title="Rotate badges", category="process", actor=outsider
+            incident=secret,
+            title="Rotate badges",
+            category="process",
+            actor=outsider,
+            source=Source.ADMIN,
         )
 
     assert excinfo.value.field == "incident"
@@ -578,11 +645,17 @@ def test_an_owner_no_longer_cleared_for_the_incident_hears_nothing_about_it(
     create, incident, responder, commander
 ):
     item = create()  # owned by bob, who holds no role on the incident
-    incident_services.incident_update_details(incident=incident, confidential=True)
+    incident_services.incident_update_details(
+        incident=incident, confidential=True, source=Source.ADMIN
+    )
     before = follow_ups(responder).count()
 
     services.action_item_transition(
-        item=item, to_status="blocked", note="Waiting on legal", actor=commander
+        item=item,
+        to_status="blocked",
+        note="Waiting on legal",
+        actor=commander,
+        source=Source.ADMIN,
     )
 
     assert follow_ups(responder).count() == before
@@ -591,12 +664,14 @@ def test_an_owner_no_longer_cleared_for_the_incident_hears_nothing_about_it(
 def test_notes_and_edits_are_on_the_incident_timeline(create, commander):
     item = create()
 
-    services.action_item_note(item=item, note="Draft PR is up", actor=commander)
-    services.action_item_update(item=item, actor=commander, team="Payments")
+    services.action_item_note(
+        item=item, note="Draft PR is up", actor=commander, source=Source.ADMIN
+    )
+    services.action_item_update(item=item, actor=commander, team="Payments", source=Source.ADMIN)
 
     summaries = list(
         TimelineEvent.objects.filter(
-            incident=item.incident, kind=TimelineEvent.Kind.FOLLOW_UP
+            incident=item.incident, kind=vocabulary.Kind.FOLLOW_UP
         ).values_list("summary", flat=True)
     )
     assert f"Action item #{item.pk}: Draft PR is up" in summaries

@@ -318,6 +318,7 @@ class Command(BaseCommand):
                 note="False alarm: monitoring glitch, no customer impact.",
                 actor=commander,
                 occurred_at=declared_at + timedelta(minutes=rng.randint(3, 20)),
+                source=Source.ADMIN,
             )
             return
 
@@ -325,13 +326,16 @@ class Command(BaseCommand):
         for step, status in enumerate(path):
             at += timedelta(minutes=gaps[step])
             if status == Status.INVESTIGATING:
-                services.incident_acknowledge(incident=incident, actor=commander, occurred_at=at)
+                services.incident_acknowledge(
+                    incident=incident, actor=commander, occurred_at=at, source=Source.ADMIN
+                )
                 services.role_assign(
                     incident=incident,
                     role=Role.TECHNICAL_LEAD,
                     user=responder,
                     actor=commander,
                     occurred_at=at,
+                    source=Source.ADMIN,
                 )
                 kind, text = rng.choice(NOTES)
                 services.timeline_add_entry(
@@ -340,13 +344,18 @@ class Command(BaseCommand):
                     summary=text,
                     actor=responder,
                     occurred_at=at + timedelta(minutes=1),
+                    source=Source.ADMIN,
                 )
                 at += timedelta(minutes=1)
                 continue
             if status == Status.CLOSED and incident.severity.postmortem_required:
                 self._review(incident, commander, reviewer)
             services.incident_transition(
-                incident=incident, to_status=status, actor=commander, occurred_at=at
+                incident=incident,
+                to_status=status,
+                actor=commander,
+                occurred_at=at,
+                source=Source.ADMIN,
             )
 
     def _review(self, incident, owner, reviewer):
@@ -356,6 +365,7 @@ class Command(BaseCommand):
         postmortem_services.postmortem_update(
             postmortem=postmortem,
             actor=owner,
+            source=Source.ADMIN,
             reviewers=[reviewer],
             root_cause=root_cause,
             contributing_factors=factors,
@@ -374,11 +384,18 @@ class Command(BaseCommand):
                 # Due dates spread around today, so some work is overdue and some due soon.
                 due_on=incident.declared_at.date() + timedelta(days=30),
                 actor=owner,
+                source=Source.ADMIN,
             )
             self._progress(item, owner, reviewer)
-        postmortem_services.postmortem_submit(postmortem=postmortem, actor=owner)
-        postmortem_services.postmortem_approve(postmortem=postmortem, actor=reviewer)
-        postmortem_services.postmortem_publish(postmortem=postmortem, actor=owner)
+        postmortem_services.postmortem_submit(
+            postmortem=postmortem, actor=owner, source=Source.ADMIN
+        )
+        postmortem_services.postmortem_approve(
+            postmortem=postmortem, actor=reviewer, source=Source.ADMIN
+        )
+        postmortem_services.postmortem_publish(
+            postmortem=postmortem, actor=owner, source=Source.ADMIN
+        )
 
     def _progress(self, item, owner, worker):
         status = PROGRESS[item.pk % len(PROGRESS)]
@@ -389,9 +406,13 @@ class Command(BaseCommand):
         }
         if status == "blocked":
             remediation_services.action_item_transition(
-                item=item, to_status="in_progress", actor=worker
+                item=item, to_status="in_progress", actor=worker, source=Source.ADMIN
             )
         if status != "open":
             remediation_services.action_item_transition(
-                item=item, to_status=status, note=notes.get(status, ""), actor=worker
+                item=item,
+                to_status=status,
+                note=notes.get(status, ""),
+                actor=worker,
+                source=Source.ADMIN,
             )

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from incidents import services
-from incidents.errors import IncidentError
+from incidents.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
             key, plaintext = services.api_key_create(
                 user=user, name=options["name"], expires_in_days=options["expires_in_days"]
             )
-        except IncidentError as error:
+        except DomainError as error:
             raise CommandError(error.message) from None
         expiry = f"expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else "no expiry"
         self.stderr.write(f"API key {key.name!r} for {user.get_username()} ({expiry}):")

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from incidents import services
-from incidents.errors import IncidentError
+from incidents.errors import DomainError
 from incidents.models import Environment, IncidentType, Service, Severity, Source
 
 
@@ -67,7 +67,7 @@ class Command(BaseCommand):
                 actor=self._actor(options["acting_user"]),
                 source=Source.CLI,
             )
-        except IncidentError as error:
+        except DomainError as error:
             raise CommandError(error.message) from None
         self.stdout.write(incident.reference)
 

@@ -1,0 +1,130 @@
+"""What every admin of Sitrep shares: history pages that respect visibility, saves and
+actions that go through services, and the status badge."""
+
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import prefetch_related_objects
+from django.http import Http404, HttpResponseRedirect
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.template_utils import HistoricalRecordContextHelper
+
+from ..errors import DomainError
+from ..models import (
+    Incident,
+    Status,
+)
+from ..queries import (
+    user_may_see_incident,
+    visible_incidents_prefetch,
+)
+
+STATUS_COLORS = {
+    Status.TRIAGE: "#7c3aed",
+    Status.DECLARED: "#dc2626",
+    Status.INVESTIGATING: "#c2410c",
+    Status.IDENTIFIED: "#a16207",
+    Status.MONITORING: "#2563eb",
+    Status.RESOLVED: "#16a34a",
+    Status.CLOSED: "#6b7280",
+    Status.CANCELLED: "#9ca3af",
+}
+
+
+def badge(text: str, color: str):
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
+        'font-weight:600;white-space:nowrap">{}</span>',
+        color,
+        text,
+    )
+
+
+HIDDEN_INCIDENT = "(a confidential incident)"
+
+
+class VisibleHistoryContext(HistoricalRecordContextHelper):
+    """Names in a history diff only the incidents the reader may see."""
+
+    def __init__(self, model, historical_record, *, user):
+        super().__init__(model, historical_record)
+        self.user = user
+
+    def prepare_delta_change_value(self, change, value):
+        value = super().prepare_delta_change_value(change, value)
+        if isinstance(value, list):
+            return [self._shown(item) for item in value]
+        return self._shown(value)
+
+    def _shown(self, value):
+        incident = value if isinstance(value, Incident) else getattr(value, "incident", None)
+        if isinstance(incident, Incident) and not user_may_see_incident(self.user, incident):
+            return HIDDEN_INCIDENT
+        return value
+
+
+class GuardedHistoryAdmin(SimpleHistoryAdmin):
+    """History pages that show only what the user may see, and never write.
+
+    simple-history's history views look rows up past get_queryset (so confidential
+    incidents would leak) and render past versions and diffs from the history tables,
+    past the change page's filters on related incidents; its version page saves on POST
+    whatever the user's permissions (reverting around the services). All are closed here.
+    """
+
+    def history_view(self, request, object_id, extra_context=None):
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404("No such record, or not visible to you.")
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied("Past versions are read-only.")
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404("No such record, or not visible to you.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return VisibleHistoryContext(self.model, historical_record, user=request.user)
+
+    def render_history_view(self, request, template, context, **kwargs):
+        # A past version is rebuilt from the history table: give its many-to-many
+        # links to incidents (rendered when the page shows them) only the visible ones.
+        version = context.get("original")
+        if version is not None:
+            links = [
+                visible_incidents_prefetch(request.user, field.name)
+                for field in version._meta.many_to_many
+                if field.related_model is Incident
+            ]
+            prefetch_related_objects([version], *links)
+        return super().render_history_view(request, template, context, **kwargs)
+
+
+class ServiceBackedAdmin(GuardedHistoryAdmin):
+    """An admin whose saves and actions call services: a refusal is a message, not a 500."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A service refusal raised while saving unwinds the admin's transaction, so
+        # nothing of the submission is kept; the page says why.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as error:
+            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def run_service(self, request, queryset, verb, call):
+        """Apply `call` to each row; report how many worked and why others did not."""
+        done, failed = 0, []
+        for obj in queryset:
+            try:
+                call(obj)
+                done += 1
+            except DomainError as error:
+                failed.append(error.message)
+        if done:
+            noun = self.model._meta.verbose_name
+            self.message_user(request, f"{verb} {done} {noun}(s).", messages.SUCCESS)
+        for message in failed:
+            self.message_user(request, message, messages.ERROR)

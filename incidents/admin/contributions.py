@@ -1,0 +1,149 @@
+"""How the apps built on the core add to its admins without subclassing them.
+
+An app calls `contribute(Model, ...)` in its admin module (or `AppConfig.ready()`); every
+`ContributableAdmin` of that model shows the parts after its own, in registration order
+(INSTALLED_APPS order for admin modules). The core never imports those apps
+(DESIGN.md: remediation -> postmortems -> incidents), and two apps adding to the same
+page never need to know about each other.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
+
+# save(request, form, formset, change): write the inline's new rows through services.
+FormsetSaver = Callable[..., None]
+# render(request, obj): the panel's HTML (built with format_html), or None to show nothing.
+PanelRenderer = Callable[..., str | None]
+
+
+@dataclass(frozen=True)
+class Inline:
+    """An inline for another app's admin, and how its rows are saved.
+
+    Without `save` the admin's own saving applies (Django's `formset.save()`), which is
+    right only for an inline that takes no input.
+    """
+
+    inline: type[admin.options.InlineModelAdmin]
+    change_only: bool = True
+    save: FormsetSaver | None = None
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A titled block on the change page, below the fields and above the inlines."""
+
+    title: str
+    render: PanelRenderer
+
+
+@dataclass
+class Contributions:
+    """What the other apps added to one model's admin, in registration order."""
+
+    inlines: list[Inline] = field(default_factory=list)
+    # Admin action functions: action(modeladmin, request, queryset), with @admin.action.
+    actions: list[Callable] = field(default_factory=list)
+    # Changelist columns: display functions, column(obj), with @admin.display.
+    columns: list[Callable] = field(default_factory=list)
+    # Change-page fieldsets in Django's (name, {"fields": ...}) shape; all read-only.
+    fieldsets: list[tuple] = field(default_factory=list)
+    panels: list[Panel] = field(default_factory=list)
+
+
+_by_model: dict[type, Contributions] = {}
+
+
+def contributions_for(model) -> Contributions:
+    """Return what was contributed to the admin of `model` (empty if nothing)."""
+    return _by_model.setdefault(model, Contributions())
+
+
+def contribute(model, *, inlines=(), actions=(), columns=(), fieldsets=(), panels=()) -> None:
+    """Add parts to the admin of `model`, after its own and after earlier contributions.
+
+    `inlines` take an inline class or an `Inline`. A part already registered is not
+    added again, so importing a module twice changes nothing.
+    """
+    parts = contributions_for(model)
+    additions = [
+        (parts.inlines, [item if isinstance(item, Inline) else Inline(item) for item in inlines]),
+        (parts.actions, actions),
+        (parts.columns, columns),
+        (parts.fieldsets, fieldsets),
+        (parts.panels, panels),
+    ]
+    for registered, items in additions:
+        registered.extend(item for item in items if item not in registered)
+
+
+class ContributableAdmin(admin.ModelAdmin):
+    """A ModelAdmin that shows, after its own parts, what other apps contributed for its
+    model. A subclass that narrows a `get_*` method (nothing on the add page) calls
+    super() for the rest; its `save_formset` passes on the formsets that
+    `is_contributed`, which their contributor saves."""
+
+    @property
+    def contributions(self) -> Contributions:
+        return contributions_for(self.model)
+
+    def get_list_display(self, request):
+        return (*super().get_list_display(request), *self.contributions.columns)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return (*fieldsets, *self.contributions.fieldsets)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if obj is None:
+            return readonly
+        return (*readonly, *flatten_fieldsets(self.contributions.fieldsets))
+
+    def get_inlines(self, request, obj):
+        contributed = tuple(
+            part.inline
+            for part in self.contributions.inlines
+            if obj is not None or not part.change_only
+        )
+        return (*super().get_inlines(request, obj), *contributed)
+
+    def get_formsets_with_inlines(self, request, obj=None):
+        # Mark each contributed inline's formset with its part, so save_formset knows whose
+        # rows it holds (two inlines may show the same model).
+        parts = {part.inline: part for part in self.contributions.inlines}
+        for formset, inline in super().get_formsets_with_inlines(request, obj):
+            formset.contribution = parts.get(type(inline))
+            yield formset, inline
+
+    def is_contributed(self, formset) -> bool:
+        """Say whether the formset belongs to an inline another app contributed."""
+        return getattr(formset, "contribution", None) is not None
+
+    def save_formset(self, request, form, formset, change):
+        part = getattr(formset, "contribution", None)
+        if part is not None and part.save is not None:
+            part.save(request, form, formset, change)
+        else:
+            super().save_formset(request, form, formset, change)
+
+    def _get_base_actions(self):
+        # Django gathers the site's and the admin's own actions here (get_actions then
+        # filters them by permission); contributed ones follow.
+        own = super()._get_base_actions()
+        names = {name for _, name, _ in own}
+        contributed = (self.get_action(action) for action in self.contributions.actions)
+        return [*own, *(action for action in contributed if action[1] not in names)]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            rendered = (
+                (panel.title, panel.render(request, obj)) for panel in self.contributions.panels
+            )
+            context["contributed_panels"] = [(title, html) for title, html in rendered if html]
+        return super().render_change_form(request, context, add, change, form_url, obj)

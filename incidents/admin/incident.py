@@ -1,0 +1,544 @@
+"""The commander's console: the incident list, its filters and actions, and the page."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+
+from .. import metrics, services
+from ..errors import DomainError
+from ..formatting import short_duration
+from ..models import (
+    Incident,
+    Role,
+    RoleAssignment,
+    Severity,
+    Source,
+    Status,
+    StatusUpdate,
+    TimelineEvent,
+)
+from ..queries import (
+    active_users,
+    incident_list_visible_to,
+    with_commander,
+)
+from ..watchdogs import next_update_due, with_last_update_due
+from .base import STATUS_COLORS, ServiceBackedAdmin, badge
+from .contributions import ContributableAdmin
+from .incident_inlines import RoleAssignmentInline, StatusUpdateInline, TimelineEventInline
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "open / closed"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Open"), ("no", "Resolved, closed or cancelled"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.open()
+        if self.value() == "no":
+            return queryset.closed()
+        return queryset
+
+
+class IncidentActionForm(ActionForm):
+    """Extra inputs beside the action menu, read by the actions that need them."""
+
+    to_status = forms.ChoiceField(
+        required=False, label="Move to", choices=[("", "status…"), *Status.choices]
+    )
+    new_severity = forms.ModelChoiceField(
+        required=False, label="Severity", queryset=Severity.objects.all(), empty_label="severity…"
+    )
+    note = forms.CharField(required=False, label="Note / reason")
+
+
+class IncidentAdminForm(forms.ModelForm):
+    move_to = forms.ChoiceField(
+        required=False,
+        label="Move to status",
+        help_text="Only the moves the lifecycle allows from the current status are offered.",
+    )
+    move_note = forms.CharField(required=False, label="Note on the status change")
+    severity_reason = forms.CharField(
+        required=False,
+        label="Reason for severity change",
+        help_text="Required when the severity changes; it goes on the timeline.",
+    )
+    commander = forms.ModelChoiceField(
+        required=False,
+        queryset=active_users(),
+        help_text="Who runs the response. Leave empty to assign later.",
+    )
+
+    class Meta:
+        model = Incident
+        fields = (
+            "title",
+            "severity",
+            "incident_type",
+            "environment",
+            "summary",
+            "services",
+            "customer_impact",
+            "estimated_users_affected",
+            "detection_source",
+            "confidential",
+            "started_at",
+            "detected_at",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            # Declaring: both times default to now, as in the services.
+            for name in ("started_at", "detected_at"):
+                if name in self.fields:
+                    self.fields[name].required = False
+                    self.fields[name].help_text = "Leave empty for now."
+        if "move_to" in self.fields:
+            allowed = services.allowed_transitions(self.instance.status)
+            self.fields["move_to"].choices = [("", "—")] + [
+                (value, Status(value).label) for value in allowed
+            ]
+
+    def clean(self):
+        cleaned = super().clean()
+        # Check the times here too, so a mistake keeps what was typed on the page.
+        now = timezone.now()
+        started = cleaned.get("started_at") or self.instance.started_at or now
+        detected = cleaned.get("detected_at") or self.instance.detected_at or now
+        try:
+            services.check_times(started, detected, now, self.instance.declared_at)
+        except DomainError as error:
+            self.add_error(error.field if error.field in self.fields else None, error.message)
+        if (
+            self.instance.pk is not None
+            and "severity" in self.changed_data
+            and not cleaned.get("severity_reason", "").strip()
+        ):
+            self.add_error("severity_reason", "Say why the severity changes.")
+        return cleaned
+
+
+@admin.register(Incident)
+class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
+    """The one incident admin; other apps add to it with `contribute(Incident, ...)`."""
+
+    form = IncidentAdminForm
+    action_form = IncidentActionForm
+    list_display = (
+        "reference",
+        "title",
+        "severity_badge",
+        "status_badge",
+        "environment",
+        "commander",
+        "declared_ago",
+        "acknowledgement",
+        "next_update",
+    )
+    list_display_links = ("reference", "title")
+    list_filter = (
+        OpenFilter,
+        "status",
+        "severity",
+        "incident_type",
+        "environment",
+        "services",
+        "confidential",
+        ("declared_at", admin.DateFieldListFilter),
+    )
+    search_fields = ("reference", "title", "summary")
+    list_select_related = ("severity", "incident_type")
+    list_per_page = 50
+    show_full_result_count = False
+    view_on_site = False
+    autocomplete_fields = ("services",)
+    actions = ("acknowledge", "move_to_status", "change_severity", "make_me_commander")
+    history_list_display = ("status", "severity")
+    inlines = (RoleAssignmentInline, StatusUpdateInline, TimelineEventInline)
+
+    add_fieldsets = (
+        (
+            "What is happening",
+            {"fields": ("title", "severity", "incident_type", "environment", "summary")},
+        ),
+        (
+            "Impact",
+            {
+                "fields": (
+                    "services",
+                    "customer_impact",
+                    "estimated_users_affected",
+                    "detection_source",
+                    "confidential",
+                )
+            },
+        ),
+        ("When", {"fields": ("started_at", "detected_at")}),
+        ("Response", {"fields": ("commander",)}),
+    )
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("reference", "status_badge", "acknowledgement", "next_update"),
+                    "title",
+                    ("severity", "severity_reason"),
+                    ("move_to", "move_note"),
+                    ("incident_type", "environment"),
+                    "summary",
+                )
+            },
+        ),
+        (
+            "Impact",
+            {
+                "fields": (
+                    "services",
+                    "customer_impact",
+                    "estimated_users_affected",
+                    "detection_source",
+                    "confidential",
+                )
+            },
+        ),
+        (
+            "Milestones",
+            {
+                "fields": (
+                    ("started_at", "detected_at"),
+                    ("declared_at", "declared_by"),
+                    ("acknowledged_at", "identified_at"),
+                    ("mitigated_at", "resolved_at"),
+                    "closed_at",
+                    "durations",
+                )
+            },
+        ),
+    )
+    readonly_fields = (
+        "reference",
+        "status_badge",
+        "acknowledgement",
+        "next_update",
+        "declared_at",
+        "declared_by",
+        "acknowledged_at",
+        "identified_at",
+        "mitigated_at",
+        "resolved_at",
+        "closed_at",
+        "durations",
+    )
+
+    def get_queryset(self, request):
+        queryset = incident_list_visible_to(request.user, super().get_queryset(request))
+        return with_last_update_due(with_commander(queryset))
+
+    # The add page declares (one service call); the change page holds the rest, and the
+    # contributions of other apps (ContributableAdmin).
+    def get_fieldsets(self, request, obj=None):
+        return super().get_fieldsets(request, obj) if obj else self.add_fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return super().get_readonly_fields(request, obj) if obj else ()
+
+    def get_inlines(self, request, obj):
+        return super().get_inlines(request, obj) if obj else ()
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # Editing the policy from inside an incident is a detour; it has its own pages.
+        for name in ("severity", "incident_type"):
+            if name not in form.base_fields:  # read-only for view-only users
+                continue
+            widget = form.base_fields[name].widget
+            widget.can_add_related = widget.can_change_related = False
+            widget.can_delete_related = widget.can_view_related = False
+        return form
+
+    # --- columns ----------------------------------------------------------------------
+
+    @admin.display(description="severity", ordering="severity__rank")
+    def severity_badge(self, obj):
+        return badge(obj.severity.key, obj.severity.color)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.get_status_display(), STATUS_COLORS[obj.status])
+
+    @admin.display(description="commander")
+    def commander(self, obj):
+        return getattr(obj, "commander_username", None) or "—"
+
+    @admin.display(description="declared", ordering="declared_at")
+    def declared_ago(self, obj):
+        if obj.declared_at is None:
+            return "in triage"
+        return f"{timesince(obj.declared_at)} ago"
+
+    @admin.display(description="acknowledgement")
+    def acknowledgement(self, obj):
+        if obj.acknowledged_at is not None:
+            taken = obj.acknowledged_at - (obj.declared_at or obj.acknowledged_at)
+            return format_html("✔ in {}", short_duration(taken))
+        if not obj.is_open or obj.ack_due_at is None:
+            return "—"
+        now = timezone.now()
+        if obj.is_ack_overdue(now):
+            return badge(f"OVERDUE by {short_duration(now - obj.ack_due_at)}", "#b91c1c")
+        return format_html(
+            '<span style="color:#b45309">due in {}</span>', short_duration(obj.ack_due_at - now)
+        )
+
+    @admin.display(description="next update")
+    def next_update(self, obj):
+        due = next_update_due(obj, getattr(obj, "last_update_due", None))
+        if due is None:
+            return "—"
+        now = timezone.now()
+        if due < now:
+            return badge(f"update overdue {short_duration(now - due)}", "#b91c1c")
+        return f"in {short_duration(due - now)}"
+
+    @admin.display(description="durations")
+    def durations(self, obj):
+        lengths = metrics.response_times(metrics.milestone_times(obj))
+        parts = [
+            f"to {key}: {short_duration(length)}"
+            for key, length in lengths.items()
+            if length is not None
+        ]
+        return " · ".join(parts) or "—"
+
+    # --- saving through services ------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if not change:
+            created = services.incident_declare(
+                title=data["title"],
+                severity=data["severity"],
+                incident_type=data["incident_type"],
+                environment=data["environment"],
+                summary=data.get("summary", ""),
+                services=data.get("services") or (),
+                customer_impact=data.get("customer_impact", ""),
+                estimated_users_affected=data.get("estimated_users_affected"),
+                detection_source=data.get("detection_source") or None,
+                # Unticked means "the type's default" (security starts confidential).
+                confidential=True if data.get("confidential") else None,
+                started_at=data.get("started_at"),
+                detected_at=data.get("detected_at"),
+                commander=data.get("commander"),
+                actor=request.user,
+                source=Source.ADMIN,
+            )
+            obj.pk, obj.reference = created.pk, created.reference
+            return
+        self._save_changes(request, obj, form)
+
+    def _save_changes(self, request, obj, form):
+        data = form.cleaned_data
+        edited = {
+            name: data[name] for name in form.changed_data if name in services.EDITABLE_FIELDS
+        }
+        if edited or "services" in form.changed_data:
+            services.incident_update_details(
+                incident=obj,
+                actor=request.user,
+                source=Source.ADMIN,
+                services=data["services"] if "services" in form.changed_data else None,
+                **edited,
+            )
+        if "severity" in form.changed_data:
+            services.incident_change_severity(
+                incident=obj,
+                severity=data["severity"],
+                reason=data["severity_reason"],
+                actor=request.user,
+                source=Source.ADMIN,
+            )
+        if data.get("move_to"):
+            services.incident_transition(
+                incident=obj,
+                to_status=data["move_to"],
+                note=data.get("move_note", ""),
+                actor=request.user,
+                source=Source.ADMIN,
+            )
+
+    def save_related(self, request, form, formsets, change):
+        # Services and the m2m were written by the services; only the inlines remain.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change)
+
+    def save_formset(self, request, form, formset, change):
+        if self.is_contributed(formset):
+            super().save_formset(request, form, formset, change)
+            return
+        incident = form.instance
+        for instance in formset.save(commit=False):
+            if instance.pk is not None:
+                continue
+            if isinstance(instance, RoleAssignment):
+                services.role_assign(
+                    incident=incident,
+                    role=instance.role,
+                    user=instance.user,
+                    actor=request.user,
+                    source=Source.ADMIN,
+                )
+            elif isinstance(instance, StatusUpdate):
+                services.status_update_post(
+                    incident=incident,
+                    audience=instance.audience,
+                    summary=instance.summary,
+                    next_update_at=instance.next_update_at,
+                    actor=request.user,
+                    source=Source.ADMIN,
+                )
+            elif isinstance(instance, TimelineEvent):
+                services.timeline_add_entry(
+                    incident=incident,
+                    kind=instance.kind,
+                    summary=instance.summary,
+                    occurred_at=instance.occurred_at,
+                    actor=request.user,
+                    source=Source.ADMIN,
+                )
+
+    def has_delete_permission(self, request, obj=None):
+        # Incidents are records: cancel one instead. Superusers may still purge test data.
+        return request.user.is_superuser
+
+    # --- standing down from a role (a link on each active row of the roles inline) ------
+
+    def get_urls(self):
+        stand_down = self.admin_site.admin_view(self.stand_down_view)
+        return [
+            path(
+                "<path:object_id>/roles/<int:assignment_id>/stand-down/",
+                stand_down,
+                name="incidents_incident_stand_down",
+            ),
+            *super().get_urls(),
+        ]
+
+    def stand_down_view(self, request, object_id, assignment_id):
+        """Ask to confirm; on POST stand the holder down from the role without a successor."""
+        incident = self.get_object(request, unquote(object_id))
+        if incident is None:
+            raise Http404("No such incident, or not visible to you.")
+        if not self.has_change_permission(request, incident):
+            raise PermissionDenied
+        assignment = incident.roles.select_related("user").filter(pk=assignment_id).first()
+        if assignment is None:
+            raise Http404("No such role on this incident.")
+        incident_url = incident.get_absolute_url()
+        if request.method == "POST":
+            try:
+                services.role_relieve(
+                    assignment=assignment, actor=request.user, source=Source.ADMIN
+                )
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    # Not "bob stood down": the admin capitalises a message's first letter.
+                    f"Stood {assignment.user.get_username()} down as "
+                    f"{assignment.get_role_display().lower()}.",
+                    messages.SUCCESS,
+                )
+            return HttpResponseRedirect(incident_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Stand down from a role",
+            "opts": self.opts,
+            "incident": incident,
+            "incident_url": incident_url,
+            "assignment": assignment,
+        }
+        return TemplateResponse(request, "admin/incidents/incident/stand_down.html", context)
+
+    # --- actions ----------------------------------------------------------------------
+
+    @admin.action(description="Acknowledge", permissions=["change"])
+    def acknowledge(self, request, queryset):
+        self.run_service(
+            request,
+            queryset,
+            "Acknowledged",
+            lambda incident: services.incident_acknowledge(
+                incident=incident, actor=request.user, source=Source.ADMIN
+            ),
+        )
+
+    @admin.action(description="Move to the status chosen (with the note)", permissions=["change"])
+    def move_to_status(self, request, queryset):
+        to_status = request.POST.get("to_status", "")
+        if to_status not in Status.values:
+            self.message_user(request, "Choose a status to move to.", messages.ERROR)
+            return
+        note = request.POST.get("note", "").strip()
+        self.run_service(
+            request,
+            queryset,
+            f"Moved to {Status(to_status).label.lower()}:",
+            lambda incident: services.incident_transition(
+                incident=incident,
+                to_status=to_status,
+                note=note,
+                actor=request.user,
+                source=Source.ADMIN,
+            ),
+        )
+
+    @admin.action(description="Change severity (with the reason)", permissions=["change"])
+    def change_severity(self, request, queryset):
+        severity = Severity.objects.filter(pk=request.POST.get("new_severity") or None).first()
+        if severity is None:
+            self.message_user(request, "Choose the new severity.", messages.ERROR)
+            return
+        reason = request.POST.get("note", "")
+        self.run_service(
+            request,
+            queryset,
+            f"Changed to {severity.key}:",
+            lambda incident: services.incident_change_severity(
+                incident=incident,
+                severity=severity,
+                reason=reason,
+                actor=request.user,
+                source=Source.ADMIN,
+            ),
+        )
+
+    @admin.action(description="Make me commander", permissions=["change"])
+    def make_me_commander(self, request, queryset):
+        self.run_service(
+            request,
+            queryset,
+            "You now command",
+            lambda incident: services.role_assign(
+                incident=incident,
+                role=Role.COMMANDER,
+                user=request.user,
+                actor=request.user,
+                source=Source.ADMIN,
+            ),
+        )

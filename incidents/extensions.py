@@ -1,0 +1,275 @@
+"""Where the apps built on the core plug into it, without the core importing them
+(DESIGN.md: remediation -> postmortems -> incidents).
+
+An app registers in its `AppConfig.ready()`:
+
+- **guards**, which may refuse a change by raising the domain error (DomainError,
+  StateConflict) that says why: `transition` (any move of an incident's status) and
+  `close` (may this incident close?);
+- **event subscribers**, called after a change with a small frozen payload;
+- its **timeline kinds** and **notification events** (value and label), the words it
+  writes into the core's TimelineEvent.kind and Notification.event.
+
+Guards and subscribers run inside the service's transaction: a refusal, or a subscriber
+that raises, rolls back the change and everything written with it. Each is called with
+one payload, in the order registered; registering twice is registering once.
+
+Events:
+
+- `declared` — an incident became declared: by `incident_declare` (not a triage
+  candidate, which nobody is told about yet), or a triage candidate accepted into
+  declared by `incident_transition` (after its `transitioned`, with `from_triage`).
+  From `incident_declare` it comes once the commander, if any, is named.
+- `transitioned` — any status move (`from_status` → `to_status`).
+- `severity_changed`, `role_assigned`, `confidentiality_changed` (from
+  `incident_update_details`), `update_posted`.
+
+Tests run the core alone with `isolated()`, or with some subscribers with `only()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
+
+from .errors import DomainError
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    from .models import Incident, RoleAssignment, Severity, StatusUpdate
+
+P = TypeVar("P")
+
+
+class Registry(Generic[P]):
+    """The callables registered at one extension point, each called with a `P`."""
+
+    # Every registry, the apps' own too (postmortems.extensions), for `only()`.
+    _all: list[Registry] = []
+
+    def __init__(self, name: str):
+        self.name = name
+        self._callables: list[Callable[[P], None]] = []
+        Registry._all.append(self)
+
+    def __repr__(self):
+        return f"<Registry {self.name}: {len(self._callables)} registered>"
+
+    def __iter__(self) -> Iterator[Callable[[P], None]]:
+        return iter(list(self._callables))
+
+    def register(self, fn: Callable[[P], None]) -> Callable[[P], None]:
+        """Add `fn` (once, however often `ready()` runs); return it, to use as a decorator."""
+        if fn not in self._callables:
+            self._callables.append(fn)
+        return fn
+
+    def run(self, payload: P) -> None:
+        """Call everything registered with `payload`; a guard refuses by raising."""
+        for fn in list(self._callables):
+            fn(payload)
+
+
+# --- payloads -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransitionRequest:
+    """A status move about to happen; the incident is locked and still unchanged."""
+
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+    from_status: str
+    to_status: str
+
+
+@dataclass(frozen=True)
+class CloseRequest:
+    """An incident about to close (the move is allowed; guards decide if it may)."""
+
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Declared:
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+    from_triage: bool
+
+
+@dataclass(frozen=True)
+class Transitioned:
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+    from_status: str
+    to_status: str
+    note: str
+
+
+@dataclass(frozen=True)
+class SeverityChanged:
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+    from_severity: Severity
+    to_severity: Severity
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoleAssigned:
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+    assignment: RoleAssignment
+    # The previous holders this assignment stood down (none for a multi-holder role).
+    relieved: tuple[RoleAssignment, ...]
+
+
+@dataclass(frozen=True)
+class ConfidentialityChanged:
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+    old: bool
+    new: bool
+
+
+@dataclass(frozen=True)
+class UpdatePosted:
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+    update: StatusUpdate
+
+
+# --- the core's extension points ------------------------------------------------------
+
+transition_guard: Registry[TransitionRequest] = Registry("transition guard")
+close_guard: Registry[CloseRequest] = Registry("close guard")
+
+declared: Registry[Declared] = Registry("declared")
+transitioned: Registry[Transitioned] = Registry("transitioned")
+severity_changed: Registry[SeverityChanged] = Registry("severity changed")
+role_assigned: Registry[RoleAssigned] = Registry("role assigned")
+confidentiality_changed: Registry[ConfidentialityChanged] = Registry("confidentiality changed")
+update_posted: Registry[UpdatePosted] = Registry("update posted")
+
+
+# --- vocabularies ---------------------------------------------------------------------
+
+
+class Vocabulary:
+    """The values apps may store in one core column, each with its label."""
+
+    _all: list[Vocabulary] = []
+
+    def __init__(self, name: str, max_length: int):
+        self.name = name
+        self.max_length = max_length  # the width of the column that stores the value
+        self._labels: dict[str, str] = {}
+        Vocabulary._all.append(self)
+
+    def register(self, value: str, label: str) -> None:
+        """Add `value`; the same value with the same label again changes nothing."""
+        if not isinstance(value, str) or not value or len(value) > self.max_length:
+            raise ImproperlyConfigured(
+                f"A {self.name} is text of 1 to {self.max_length} characters, not {value!r}."
+            )
+        known = self._labels.get(value)
+        if known is not None and known != label:
+            # Two apps using one word for different things would mix their rows.
+            raise ImproperlyConfigured(
+                f"The {self.name} {value!r} is already registered as {known!r}."
+            )
+        self._labels[value] = str(label)
+
+    def choices(self) -> list[tuple[str, str]]:
+        return list(self._labels.items())
+
+    def check(self, value: str, field: str) -> None:
+        """Refuse a value no app registered."""
+        if value not in self._labels:
+            raise DomainError(
+                f"Unknown {self.name} {value!r}: no installed app registers it "
+                f"(known: {', '.join(self._labels)}).",
+                field=field,
+            )
+
+
+timeline_kinds = Vocabulary("timeline kind", max_length=20)
+notification_events = Vocabulary("notification event", max_length=20)
+
+
+def register_timeline_kind(value: str, label: str) -> None:
+    """Let services write timeline events of `value`, shown as `label`."""
+    timeline_kinds.register(value, label)
+
+
+def register_notification_event(value: str, label: str) -> None:
+    """Let services write notifications of `value`, shown as `label`."""
+    notification_events.register(value, label)
+
+
+def register_vocabulary(*, kinds=(), events=()) -> None:
+    """Register an app's timeline kinds and notification events (TextChoices classes or
+    (value, label) pairs)."""
+    for value, label in getattr(kinds, "choices", kinds):
+        register_timeline_kind(value, label)
+    for value, label in getattr(events, "choices", events):
+        register_notification_event(value, label)
+
+
+# The model fields' choices (and the API schema's enum) call these each time they are
+# read, so a kind an app registers needs no migration; the migrations name the two
+# functions, not their values (keep them).
+def timeline_kind_choices() -> list[tuple[str, str]]:
+    return timeline_kinds.choices()
+
+
+def notification_event_choices() -> list[tuple[str, str]]:
+    return notification_events.choices()
+
+
+# --- for tests ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def restored() -> Iterator[None]:
+    """Put every registration (guards, subscribers, vocabularies) back as it was once
+    the block ends, whatever the block registered."""
+    registries = [(registry, list(registry._callables)) for registry in Registry._all]
+    vocabularies = [(vocabulary, dict(vocabulary._labels)) for vocabulary in Vocabulary._all]
+    try:
+        yield
+    finally:
+        for registry, callables in registries:
+            registry._callables[:] = callables
+        for vocabulary, labels in vocabularies:
+            vocabulary._labels.clear()
+            vocabulary._labels.update(labels)
+
+
+@contextlib.contextmanager
+def only(*subscribers: Callable) -> Iterator[None]:
+    """Run the block with no guard or subscriber registered but `subscribers` (each
+    where it was registered); restore everything afterwards. Vocabularies stay."""
+    with restored():
+        for registry in Registry._all:
+            registry._callables[:] = [fn for fn in registry._callables if fn in subscribers]
+        yield
+
+
+def isolated() -> contextlib.AbstractContextManager[None]:
+    """Run the block with the core alone: no other app's guards or subscribers."""
+    return only()

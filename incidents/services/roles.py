@@ -1,0 +1,154 @@
+"""Who holds which role on an incident, and handovers."""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from .. import extensions, notifications
+from ..errors import DomainError, StateConflict
+from ..models import MULTI_HOLDER_ROLES, Incident, Role, RoleAssignment, TimelineEvent
+from .common import acting_user, lock_incident, save_as, when_happened
+from .timeline import timeline_record
+
+
+@transaction.atomic
+def role_assign(
+    *,
+    incident: Incident,
+    role: str,
+    user,
+    actor=None,
+    source: str,
+    occurred_at: datetime | None = None,
+) -> RoleAssignment:
+    """Give `user` the role, relieving the previous holder (kept, with relieved_at)."""
+    check_assignable(role, user)
+    incident = lock_incident(incident)
+    when = when_happened(occurred_at, timezone.now(), not_before=incident.detected_at)
+    # Locked: two handovers of one role at once must not both relieve the same holder.
+    active = list(
+        incident.roles.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(role=role, relieved_at__isnull=True)
+    )
+    if any(previous.user_id == user.pk for previous in active):
+        raise StateConflict(
+            f"{user.get_username()} is already {Role(role).label.lower()} of {incident.reference}.",
+            field="user",
+        )
+    stood_down = []
+    if role not in MULTI_HOLDER_ROLES:
+        for previous in active:
+            if previous.assigned_at > when:
+                raise DomainError(
+                    f"{previous.user.get_username()} took the role at "
+                    f"{previous.assigned_at:%Y-%m-%d %H:%M} UTC; a handover cannot be earlier.",
+                    field="occurred_at",
+                )
+            previous.relieved_at = when
+            save_as(previous, actor)
+            stood_down.append(previous)
+    return record_assignment(
+        incident, role=role, user=user, actor=actor, source=source, when=when, stood_down=stood_down
+    )
+
+
+def check_assignable(role: str, user) -> None:
+    """Refuse an unknown role, or a user who cannot hold one."""
+    if role not in Role.values:
+        raise DomainError(
+            f"Unknown role {role!r}; use one of {', '.join(Role.values)}.", field="role"
+        )
+    if not user.is_active:
+        raise DomainError(f"{user.get_username()} is not an active user.", field="user")
+
+
+def record_assignment(
+    incident: Incident,
+    *,
+    role: str,
+    user,
+    actor,
+    source: str,
+    when: datetime,
+    stood_down=(),
+    outbox: list | None = None,
+) -> RoleAssignment:
+    """Write that `user` holds `role` on the locked `incident` from `when`, once the
+    checks passed and `stood_down` were relieved: the row, its timeline event, the
+    message to the new holder (added to `outbox` if given, for the caller to send
+    with its own) and the role_assigned event. For role_assign and incident_declare."""
+    relieved = [previous.user.get_username() for previous in stood_down]
+    assignment = RoleAssignment(
+        incident=incident,
+        role=role,
+        user=user,
+        assigned_at=when,
+        assigned_by=acting_user(actor),
+    )
+    save_as(assignment, actor)
+    summary = f"{user.get_username()} is now {Role(role).label.lower()}"
+    if relieved:
+        summary = f"{summary}, taking over from {', '.join(relieved)}"
+    timeline_record(
+        incident,
+        kind=TimelineEvent.Kind.ROLE_CHANGE,
+        summary=summary,
+        actor=actor,
+        source=source,
+        occurred_at=when,
+        details={"role": role, "user": user.get_username(), "relieved": relieved},
+    )
+    if actor is None or user.pk != getattr(actor, "pk", None):
+        message = notifications.Message(
+            incident,
+            notifications.Event.ROLE_ASSIGNED,
+            message=f"You are now {Role(role).label.lower()} of {incident.reference}.",
+            users=[user],
+        )
+        if outbox is None:
+            notifications.notify_many([message])
+        else:
+            outbox.append(message)
+    extensions.role_assigned.run(
+        extensions.RoleAssigned(
+            incident=incident,
+            actor=actor,
+            source=source,
+            assignment=assignment,
+            relieved=tuple(stood_down),
+        )
+    )
+    return assignment
+
+
+@transaction.atomic
+def role_relieve(
+    *,
+    assignment: RoleAssignment,
+    actor=None,
+    source: str,
+    occurred_at: datetime | None = None,
+) -> RoleAssignment:
+    """Stand someone down from a role without naming a successor."""
+    lock_incident(assignment.incident)
+    assignment = RoleAssignment.objects.select_for_update().get(pk=assignment.pk)
+    if assignment.relieved_at is not None:
+        raise StateConflict(f"{assignment.user.get_username()} was already relieved.")
+    when = when_happened(occurred_at, timezone.now())
+    if when < assignment.assigned_at:
+        raise DomainError("Cannot stand down before taking the role.", field="occurred_at")
+    assignment.relieved_at = when
+    save_as(assignment, actor)
+    timeline_record(
+        assignment.incident,
+        kind=TimelineEvent.Kind.ROLE_CHANGE,
+        summary=f"{assignment.user.get_username()} stood down as "
+        f"{assignment.get_role_display().lower()}",
+        actor=actor,
+        source=source,
+        occurred_at=when,
+        details={"role": assignment.role, "user": assignment.user.get_username(), "relieved": []},
+    )
+    return assignment
