@@ -21,7 +21,8 @@ Events:
   declared by `incident_transition` (after its `transitioned`, with `from_triage`).
   From `incident_declare` it comes once the commander, if any, is named.
 - `transitioned` — any status move (`from_status` → `to_status`).
-- `severity_changed`, `role_assigned`, `confidentiality_changed` (from
+- `severity_changed`, `role_assigned`, `role_relieved` (a stand-down with no
+  successor), `confidentiality_changed` (from
   `incident_update_details`), `update_posted`.
 
 Tests run the core alone with `isolated()`, or with some subscribers with `only()`.
@@ -137,6 +138,17 @@ class RoleAssigned:
 
 
 @dataclass(frozen=True)
+class RoleRelieved:
+    """Someone stood down from a role with no successor named (a handover is a
+    `role_assigned` with `relieved`)."""
+
+    incident: Incident
+    actor: AbstractBaseUser | None
+    source: str
+    assignment: RoleAssignment
+
+
+@dataclass(frozen=True)
 class ConfidentialityChanged:
     incident: Incident
     actor: AbstractBaseUser | None
@@ -162,6 +174,7 @@ declared: Registry[Declared] = Registry("declared")
 transitioned: Registry[Transitioned] = Registry("transitioned")
 severity_changed: Registry[SeverityChanged] = Registry("severity changed")
 role_assigned: Registry[RoleAssigned] = Registry("role assigned")
+role_relieved: Registry[RoleRelieved] = Registry("role relieved")
 confidentiality_changed: Registry[ConfidentialityChanged] = Registry("confidentiality changed")
 update_posted: Registry[UpdatePosted] = Registry("update posted")
 

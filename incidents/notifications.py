@@ -287,7 +287,8 @@ def notify_many(messages: Iterable[Message]) -> list[Notification]:
     # A key already taken is a step that already paged this person: told once. Two
     # workers writing the same step at once both miss the other's rows here; then the
     # unique dedup_key makes the second insert raise IntegrityError, which rolls back
-    # the second worker's transaction: the caller counts the step as done by the other.
+    # the caller's transaction; the caller retries its round or counts the step as the
+    # other worker's.
     taken = set(Notification.objects.filter(dedup_key__in=keys).values_list("dedup_key", flat=True))
     renderer = _Renderer(messages)
     now = timezone.now()

@@ -106,7 +106,7 @@ def _fire(incident_ids, levels, now: datetime) -> int:
     # two watchdogs locking overlapping sets queue behind each other, never deadlock.
     locked = list(
         Incident.objects.select_for_update(of=("self",))
-        .select_related("severity")
+        .select_related("severity", "declared_by")
         .filter(pk__in=incident_ids, **WAITING)
         .order_by("pk")
     )
@@ -125,33 +125,71 @@ def _fire(incident_ids, levels, now: datetime) -> int:
         EscalationStep(incident=incident, level=level.level, fired_at=fired_at)
         for incident, level, _ in steps
     )
+    # Paging is never silent: a level that reaches nobody (no member with an email
+    # address, no enabled channel) says so on the timeline, and whoever leads is told.
+    silent = {level.level for _, level, _ in steps if not _reaches_anyone(level)}
     services.timeline_record_many(
         (
             {
                 "incident": incident,
                 "kind": TimelineEvent.Kind.ESCALATION,
-                "summary": f"Not acknowledged in time: escalated to {level}",
+                "summary": f"Not acknowledged in time: escalated to {level}"
+                + (
+                    ", which pages nobody (no members or channels)" if level.level in silent else ""
+                ),
                 "occurred_at": fired_at,
-                "details": {"level": level.level, "due_at": due.isoformat()},
+                "details": {
+                    "level": level.level,
+                    "due_at": due.isoformat(),
+                    "paged_nobody": level.level in silent,
+                },
             }
             for incident, level, due in steps
         ),
         actor=None,
         source=Source.SYSTEM,
     )
+    leads = _leads([incident for incident, level, _ in steps if level.level in silent])
     notifications.notify_many(
         notifications.Message(
             incident,
             notifications.Event.ESCALATION,
-            message=f"{incident.reference} is not acknowledged; escalated to {level}.",
-            users=list(level.members.all()),
-            targets=list(level.targets.all()),
+            message=(
+                f"{incident.reference} is not acknowledged and escalation {level} pages "
+                "nobody: give the level members or channels."
+                if level.level in silent
+                else f"{incident.reference} is not acknowledged; escalated to {level}."
+            ),
+            users=leads.get(incident.pk, [])
+            if level.level in silent
+            else list(level.members.all()),
+            targets=[] if level.level in silent else list(level.targets.all()),
             # Same person, same step: one page, however often the step is attempted.
             dedup_prefix=f"escalation:{incident.pk}:{level.level}",
         )
         for incident, level, _ in steps
     )
     return len(steps)
+
+
+def _reaches_anyone(level: EscalationLevel) -> bool:
+    return any(user.is_active and user.email for user in level.members.all()) or any(
+        target.enabled for target in level.targets.all()
+    )
+
+
+def _leads(incidents) -> dict[int, list]:
+    """Return, per incident, its commander, or whoever declared it when none is named
+    (one query for them all)."""
+    if not incidents:
+        return {}
+    leads = {incident.pk: [incident.declared_by] for incident in incidents if incident.declared_by}
+    commanders = RoleAssignment.objects.filter(
+        incident__in=incidents, role=Role.COMMANDER, relieved_at__isnull=True
+    ).select_related("user")
+    for assignment in commanders:
+        leads[assignment.incident_id] = [assignment.user]
+    return leads
 
 
 def next_update_due(incident: Incident, last_update_due: datetime | None = None) -> datetime | None:

@@ -106,12 +106,16 @@ class ContributableAdmin(admin.ModelAdmin):
         return (*readonly, *flatten_fieldsets(self.contributions.fieldsets))
 
     def get_inlines(self, request, obj):
-        contributed = tuple(
+        return (*super().get_inlines(request, obj), *self._contributed_inlines(obj))
+
+    def _contributed_inlines(self, obj) -> tuple:
+        """The contributed inline classes for the change page of `obj`, or for the add
+        page (obj None): there only those not marked `change_only`."""
+        return tuple(
             part.inline
             for part in self.contributions.inlines
             if obj is not None or not part.change_only
         )
-        return (*super().get_inlines(request, obj), *contributed)
 
     def get_formsets_with_inlines(self, request, obj=None):
         # Mark each contributed inline's formset with its part, so save_formset knows whose

@@ -257,7 +257,8 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
         return super().get_readonly_fields(request, obj) if obj else ()
 
     def get_inlines(self, request, obj):
-        return super().get_inlines(request, obj) if obj else ()
+        # The add page has none of its own; contributions may still offer theirs there.
+        return super().get_inlines(request, obj) if obj else self._contributed_inlines(obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -445,9 +446,13 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
             raise Http404("No such incident, or not visible to you.")
         if not self.has_change_permission(request, incident):
             raise PermissionDenied
-        assignment = incident.roles.select_related("user").filter(pk=assignment_id).first()
+        assignment = (
+            incident.roles.select_related("user")
+            .filter(pk=assignment_id, relieved_at__isnull=True)
+            .first()
+        )
         if assignment is None:
-            raise Http404("No such role on this incident.")
+            raise Http404("No such role held on this incident.")
         incident_url = incident.get_absolute_url()
         if request.method == "POST":
             try:

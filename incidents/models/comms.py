@@ -127,6 +127,7 @@ class Notification(models.Model):
         SEVERITY_CHANGED = "severity_changed", "Severity changed"
         STATUS_CHANGED = "status_changed", "Status changed"
         ROLE_ASSIGNED = "role_assigned", "Role assigned to you"
+        ROLE_RELIEVED = "role_relieved", "Stood down from a role"
         STATUS_UPDATE = "status_update", "Status update posted"
         ESCALATION = "escalation", "Escalation"
         UPDATE_REMINDER = "update_reminder", "Update overdue reminder"

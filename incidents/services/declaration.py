@@ -55,7 +55,10 @@ def _allocate_reference(year: int) -> str:
     # declarations queue on it instead of reading the same last_number. One statement
     # (an upsert) creates the year's row or counts it up, and takes that lock; the first
     # two declarations of a year cannot both insert it.
-    if connection.features.can_return_rows_from_bulk_insert:  # PostgreSQL, SQLite 3.35+
+    # ON CONFLICT ... RETURNING: PostgreSQL, and SQLite from 3.35.
+    if connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and connection.features.can_return_rows_from_bulk_insert
+    ):
         table, year_, last = (
             connection.ops.quote_name(name)
             for name in (ReferenceCounter._meta.db_table, "year", "last_number")

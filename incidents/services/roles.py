@@ -141,14 +141,29 @@ def role_relieve(
         raise DomainError("Cannot stand down before taking the role.", field="occurred_at")
     assignment.relieved_at = when
     save_as(assignment, actor)
+    incident, role = assignment.incident, assignment.get_role_display().lower()
+    summary = f"{assignment.user.get_username()} stood down as {role}"
+    if assignment.role == Role.COMMANDER and incident.is_open:
+        summary = f"{summary}; {incident.reference} has no commander now"  # say it, loudly
     timeline_record(
-        assignment.incident,
+        incident,
         kind=TimelineEvent.Kind.ROLE_CHANGE,
-        summary=f"{assignment.user.get_username()} stood down as "
-        f"{assignment.get_role_display().lower()}",
+        summary=summary,
         actor=actor,
         source=source,
         occurred_at=when,
         details={"role": assignment.role, "user": assignment.user.get_username(), "relieved": []},
+    )
+    if actor is None or assignment.user_id != getattr(actor, "pk", None):
+        notifications.notify(
+            incident,
+            notifications.Event.ROLE_RELIEVED,
+            message=f"You are no longer {role} of {incident.reference}.",
+            users=[assignment.user],
+        )
+    extensions.role_relieved.run(
+        extensions.RoleRelieved(
+            incident=incident, actor=actor, source=source, assignment=assignment
+        )
     )
     return assignment

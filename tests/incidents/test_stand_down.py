@@ -6,8 +6,8 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from incidents import services
-from incidents.models import Role, Source, TimelineEvent
+from incidents import extensions, services
+from incidents.models import Notification, Role, Source, TimelineEvent
 from tests.api import client_for, errors
 from tests.conftest import make_user
 
@@ -88,13 +88,31 @@ def test_commander_stands_a_role_holder_down_from_the_page(commander_client, com
     assert (event.source, event.author) == (Source.ADMIN, commander)
 
 
-def test_standing_down_twice_is_refused_with_a_message(commander_client, scribe):
+def test_an_ended_role_has_no_stand_down_page(commander_client, scribe):
     commander_client.post(stand_down_url(scribe))
     events = scribe.incident.timeline.count()
-    response = commander_client.post(stand_down_url(scribe), follow=True)
-    assert response.redirect_chain[-1][0] == change_url(scribe.incident)
-    assert "bob was already relieved." in messages_of(response)
+    assert commander_client.get(stand_down_url(scribe)).status_code == 404
+    assert commander_client.post(stand_down_url(scribe)).status_code == 404
     assert scribe.incident.timeline.count() == events
+
+
+def test_the_holder_stood_down_is_told(commander, scribe):
+    services.role_relieve(assignment=scribe, actor=commander, source=Source.ADMIN)
+    told = Notification.objects.get(recipient=scribe.user, event="role_relieved")
+    assert f"You are no longer scribe of {scribe.incident.reference}." in told.body
+
+
+def test_standing_the_commander_down_says_the_incident_has_none(commander, scribe):
+    lead = services.role_assign(
+        incident=scribe.incident, role=Role.COMMANDER, user=commander, source=Source.ADMIN
+    )
+    with extensions.restored():
+        seen = []
+        extensions.role_relieved.register(seen.append)
+        services.role_relieve(assignment=lead, actor=commander, source=Source.API)
+    event = last_role_event(scribe.incident)
+    assert event.summary.endswith(f"{scribe.incident.reference} has no commander now")
+    assert [(payload.assignment, payload.source) for payload in seen] == [(lead, Source.API)]
 
 
 def test_stand_down_needs_change_permission(client, viewer, scribe):

@@ -168,3 +168,27 @@ def test_admin_marks_update_overdue(commander_client, declare):
     with time_machine.travel(MONDAY_10 + 45 * MINUTE, tick=False):
         body = commander_client.get("/admin/incidents/incident/").content.decode()
     assert "update overdue 15m" in body
+
+
+def test_an_escalation_level_that_pages_nobody_says_so_and_tells_the_commander(
+    declare, commander, ladder
+):
+    level_two = EscalationLevel.objects.get(level=2)
+    level_two.members.clear()  # nobody on it, and no channel
+    with time_machine.travel(MONDAY_10, tick=False):
+        incident = declare(commander=commander)
+    watchdogs.escalate_unacknowledged(now=MONDAY_10 + 31 * MINUTE)  # L1 and L2 due
+
+    l2_event = incident.timeline.get(kind=TimelineEvent.Kind.ESCALATION, details__level=2)
+    assert "pages nobody" in l2_event.summary
+    told = Notification.objects.get(
+        event="escalation", dedup_key__startswith=f"escalation:{incident.pk}:2:"
+    )
+    assert told.recipient == commander
+    assert "pages nobody" in told.body
+    # The level that does reach someone pages as before.
+    l1 = Notification.objects.get(
+        event="escalation", dedup_key__startswith=f"escalation:{incident.pk}:1:"
+    )
+    assert l1.recipient == ladder[1]
+    assert "pages nobody" not in incident.timeline.get(details__level=1).summary
