@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
-from django.template import Context, Template
+from django.template import Context, Engine, Template
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -136,12 +136,24 @@ def template_context(
     }
 
 
+# Commanders write the message templates in the admin: they get the template language's
+# variables, filters and tags, but no way to other templates on disk ({% include %},
+# {% extends %}), to tag libraries ({% load %}) or to the worker's state ({% debug %}).
+MESSAGE_ENGINE = Engine(loaders=[], libraries={}, autoescape=False)
+REFUSED_TAGS = {"IncludeNode": "include", "ExtendsNode": "extends", "DebugNode": "debug"}
+
+
+def compile_message(text: str) -> Template:
+    """Compile a message template's text (TemplateSyntaxError if it cannot be)."""
+    return MESSAGE_ENGINE.from_string(text)
+
+
 def _render_with(template: MessageTemplate, context: dict) -> tuple[str, str]:
     context = Context(context, autoescape=False)
     # Messages cross time zones: the templates print times in UTC and say so.
     with timezone.override(UTC):
-        subject = Template(template.subject).render(context).strip().replace("\n", " ")
-        body = Template(template.body).render(context).strip()
+        subject = compile_message(template.subject).render(context).strip().replace("\n", " ")
+        body = compile_message(template.body).render(context).strip()
     return subject[:300], body
 
 

@@ -6,8 +6,9 @@ import secrets
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
-from django.template import Template, TemplateSyntaxError
+from django.template import Node, TemplateSyntaxError
 
+from .. import notifications
 from ..channels import CHANNELS
 from ..errors import DomainError
 from ..models import ChannelKind, ChannelTarget, MessageTemplate
@@ -128,9 +129,13 @@ def check_template(text: str, *, field: str) -> str:
     engine `notifications.render_template` uses, which would otherwise fail on every
     message built from it, inside the service that sends it."""
     try:
-        Template(text)
+        compiled = notifications.compile_message(text)
     except TemplateSyntaxError as error:
         raise DomainError(f"Template error: {error}", field=field) from None
+    for node in compiled.nodelist.get_nodes_by_type(Node):
+        tag = notifications.REFUSED_TAGS.get(type(node).__name__)
+        if tag:
+            raise DomainError(f"Messages cannot use {{% {tag} %}}.", field=field)
     return text
 
 

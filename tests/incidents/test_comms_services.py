@@ -175,6 +175,27 @@ def test_a_template_that_does_not_compile_is_refused(commander, field, text):
     assert not MessageTemplate.objects.filter(slug="handover").exists()
 
 
+@pytest.mark.parametrize(
+    "text, tag",
+    [
+        ('{% include "admin/base.html" %}', "include"),
+        ('{% if incident %}{% include "registration/locked_out.html" %}{% endif %}', "include"),
+        ('{% extends "base.html" %}', "extends"),
+        ("{% debug %}", "debug"),
+    ],
+)
+def test_a_template_cannot_reach_other_templates_or_the_workers_state(commander, text, tag):
+    field, message = refusal(lambda: save_template(commander, body=text))
+    assert (field, message) == ("body", f"Messages cannot use {{% {tag} %}}.")
+    assert not MessageTemplate.objects.filter(slug="handover").exists()
+
+
+def test_a_template_cannot_load_tag_libraries(commander):
+    # The static and admin tag libraries are installed, but not for messages.
+    field, message = refusal(lambda: save_template(commander, body="{% load static admin_list %}"))
+    assert field == "body" and "static" in message
+
+
 def test_a_template_is_saved_with_the_acting_user(commander):
     template = save_template(commander)
     template = save_template(commander, template=template, body="{{ message }} (edited)")
