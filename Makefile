@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench bench-outbox clean
+.PHONY: run test lint audit format bench bench-outbox bench-alerts clean
 
 # Reinstall whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -30,7 +30,12 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -q && apt-get install -y -q chromium
 
-test: $(STAMP) $(CHROMIUM)
+# The real-Alertmanager test drives Debian's Prometheus Alertmanager.
+ALERTMANAGER := /usr/bin/prometheus-alertmanager
+$(ALERTMANAGER):
+	apt-get update -q && apt-get install -y -q prometheus-alertmanager
+
+test: $(STAMP) $(CHROMIUM) $(ALERTMANAGER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -55,3 +60,10 @@ bench: $(STAMP)
 # Recovery of the outbox after its worker is killed with SIGKILL (a real qcluster).
 bench-outbox: $(STAMP)
 	$(BIN)/python bench/outbox_recovery.py
+
+# Alert intake throughput: gunicorn (2 workers) on PostgreSQL, load from a second process,
+# beside pgbench's single-row INSERT ceiling (pgbench comes with Debian's postgresql-contrib).
+# BENCH_DATABASE_URL names the database it drops and creates (sitrep_bench_alerts).
+bench-alerts: $(STAMP)
+	pgbench --version >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql-contrib)
+	$(BIN)/python bench/alerts_intake.py

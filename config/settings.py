@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "incidents",
     "postmortems",
     "remediation",
+    "alerts",
     "demo",
 ]
 
@@ -264,6 +265,8 @@ SPECTACULAR_SETTINGS = {
         "FactorCategoryEnum": "postmortems.models.ContributingFactor.Category",
         "ActionItemStatusEnum": "remediation.models.ActionItem.Status",
         "ActionItemCategoryEnum": "remediation.models.ActionItem.Category",
+        "AlertStatusEnum": "alerts.models.Alert.Status",
+        "AlertSourceKindEnum": "alerts.sources.kind_choices",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
@@ -365,3 +368,13 @@ ACTION_ITEM_DUE_DAYS = {f"P{rank}": int(days) for rank, days in enumerate(_due_d
 ACTION_ITEM_ESCALATE_AFTER_DAYS = env_int("ACTION_ITEM_ESCALATE_AFTER_DAYS", 3)
 # Items blocked longer than this are flagged (admin, report, a reminder).
 ACTION_ITEM_BLOCKED_FLAG = timedelta(days=env_int("ACTION_ITEM_BLOCKED_FLAG_DAYS", 7))
+
+# --- Alert intake (alerts app) -----------------------------------------------------------
+# A body over this size is refused (413) before it is read; a payload of more alerts than
+# this is refused whole (413) rather than half-stored.
+ALERTS_MAX_BODY_BYTES = env_int("ALERTS_MAX_BODY_BYTES", 1024 * 1024)
+ALERTS_MAX_PER_PAYLOAD = env_int("ALERTS_MAX_PER_PAYLOAD", 1000)
+# A signed request whose timestamp header is further than this from now is a replay.
+ALERTS_SIGNATURE_MAX_SKEW = timedelta(seconds=env_int("ALERTS_SIGNATURE_MAX_SKEW_SECONDS", 300))
+# Processed raw payloads are kept this long (rejected and failed ones too).
+ALERTS_PAYLOAD_RETENTION = timedelta(days=env_int("ALERTS_PAYLOAD_RETENTION_DAYS", 30))

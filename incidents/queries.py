@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from .models import Incident, Notification, Role, RoleAssignment
+from .models import Incident, Notification, Role, RoleAssignment, Status
 
 
 def user_sees_all_incidents(user) -> bool:
@@ -76,6 +76,21 @@ def notification_list_visible_to(user, queryset: QuerySet | None = None) -> Quer
         mentions__in=hidden
     )
     return queryset.filter(Q(recipient=user) | about_visible)
+
+
+def false_positive_list(queryset: QuerySet | None = None) -> QuerySet:
+    """Return the triage candidates dismissed as false positives: cancelled without ever
+    being declared. `declared_at` is stamped once, by declaring or by accepting a
+    candidate, and never cleared, and a candidate can only be accepted or cancelled;
+    so this is every declined candidate (incident_decline, or a plain cancel from
+    triage) and nothing else. The (status, declared_at) index serves it."""
+    queryset = Incident.objects.all() if queryset is None else queryset
+    return queryset.filter(status=Status.CANCELLED, declared_at__isnull=True)
+
+
+def false_positive_count(queryset: QuerySet | None = None) -> int:
+    """Return how many triage candidates were dismissed as false positives (one query)."""
+    return false_positive_list(queryset).count()
 
 
 def with_commander(queryset: QuerySet) -> QuerySet:

@@ -13,6 +13,7 @@ it cannot fill fails the test: add a filler in fillers() below, or, for a page t
 cannot carry data, a line in SKIPPED saying why.
 """
 
+import json
 import logging
 import secrets
 import time
@@ -27,6 +28,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from alerts import services as alert_services
+from alerts.models import AlertGroup
 from incidents import services as incidents
 from incidents import watchdogs
 from incidents.defaults import load_communication_defaults
@@ -179,6 +182,26 @@ def build_world(django_user_model) -> World:
         customer_impact=marked("customer impact v2"),
         actor=w.alice,
         source=Source.ADMIN,
+    )
+    # Monitoring's alerts joined it: a group holds the incident for a rule's key, and an
+    # alert of that key arrives through the intake. Its title, labels, annotations and
+    # raw payload carry the marker.
+    alert_source, _ = alert_services.source_create(name="prometheus", kind="generic")
+    rule = alert_services.rule_save(
+        name="Security team alerts",
+        incident_type=security,
+        severity=sev2,
+        group_by="{team}",
+        conditions=[{"subject": "label", "key": "team", "operator": "equals", "value": "sec"}],
+    )
+    AlertGroup.objects.create(key=f"rule-{rule.pk}:sec", rule=rule, incident=conf)
+    alert_body = {
+        "title": marked("alert title"),
+        "labels": {"team": "sec", "host": marked("alert label")},
+        "annotations": {"description": marked("alert annotation")},
+    }
+    alert_services.payload_receive(
+        source=alert_source, body=json.dumps(alert_body).encode(), content_type="application/json"
     )
     incidents.incident_transition(
         incident=conf,
@@ -425,6 +448,8 @@ def fillers(w: World, rows: walk.Rows) -> walk.Filler:
             "url": lambda: ["no-such-page/"],
             "app_label": lambda: sorted({m._meta.app_label for m in admin.site._registry}),
             "id": lambda: [pk for _, pk in roles],
+            # An alert source's name (its heartbeat URL).
+            "source": lambda: ["prometheus"],
         },
         # The admin's "view on site" redirect takes a content type and an object.
         by_route={

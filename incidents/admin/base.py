@@ -115,7 +115,8 @@ class ServiceBackedAdmin(GuardedHistoryAdmin):
             return HttpResponseRedirect(request.get_full_path())
 
     def run_service(self, request, queryset, verb, call):
-        """Apply `call` to each row; report how many worked and why others did not."""
+        """Apply `call` to each row; report how many worked and why others did not;
+        return how many worked."""
         done, failed = 0, []
         for obj in queryset:
             try:
@@ -128,3 +129,4 @@ class ServiceBackedAdmin(GuardedHistoryAdmin):
             self.message_user(request, f"{verb} {done} {noun}(s).", messages.SUCCESS)
         for message in failed:
             self.message_user(request, message, messages.ERROR)
+        return done

@@ -5,6 +5,10 @@ An app calls `contribute(Model, ...)` in its admin module (or `AppConfig.ready()
 (INSTALLED_APPS order for admin modules). The core never imports those apps
 (DESIGN.md: remediation -> postmortems -> incidents), and two apps adding to the same
 page never need to know about each other.
+
+A column that needs data from another app reads an annotation that the same app adds
+with `querysets` (functions applied in the admin's `get_queryset`), so a list costs the
+same few queries however many rows it shows.
 """
 
 from collections.abc import Callable
@@ -12,11 +16,15 @@ from dataclasses import dataclass, field
 
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
+from django.db.models import QuerySet
 
 # save(request, form, formset, change): write the inline's new rows through services.
 FormsetSaver = Callable[..., None]
 # render(request, obj): the panel's HTML (built with format_html), or None to show nothing.
 PanelRenderer = Callable[..., str | None]
+# extend(request, queryset): the queryset with what the contributed columns read
+# (annotations, select/prefetch_related); it must keep the rows as they are.
+QuerysetExtender = Callable[..., QuerySet]
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,8 @@ class Contributions:
     # Change-page fieldsets in Django's (name, {"fields": ...}) shape; all read-only.
     fieldsets: list[tuple] = field(default_factory=list)
     panels: list[Panel] = field(default_factory=list)
+    # Queryset functions, extend(request, queryset), applied in order in get_queryset.
+    querysets: list[QuerysetExtender] = field(default_factory=list)
 
 
 _by_model: dict[type, Contributions] = {}
@@ -62,11 +72,15 @@ def contributions_for(model) -> Contributions:
     return _by_model.setdefault(model, Contributions())
 
 
-def contribute(model, *, inlines=(), actions=(), columns=(), fieldsets=(), panels=()) -> None:
+def contribute(
+    model, *, inlines=(), actions=(), columns=(), fieldsets=(), panels=(), querysets=()
+) -> None:
     """Add parts to the admin of `model`, after its own and after earlier contributions.
 
-    `inlines` take an inline class or an `Inline`. A part already registered is not
-    added again, so importing a module twice changes nothing.
+    `inlines` take an inline class or an `Inline`; `querysets` take functions
+    `extend(request, queryset) -> queryset` that add what contributed columns read. A
+    part already registered is not added again, so importing a module twice changes
+    nothing.
     """
     parts = contributions_for(model)
     additions = [
@@ -75,6 +89,7 @@ def contribute(model, *, inlines=(), actions=(), columns=(), fieldsets=(), panel
         (parts.columns, columns),
         (parts.fieldsets, fieldsets),
         (parts.panels, panels),
+        (parts.querysets, querysets),
     ]
     for registered, items in additions:
         registered.extend(item for item in items if item not in registered)
@@ -89,6 +104,12 @@ class ContributableAdmin(admin.ModelAdmin):
     @property
     def contributions(self) -> Contributions:
         return contributions_for(self.model)
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        for extend in self.contributions.querysets:
+            queryset = extend(request, queryset)
+        return queryset
 
     def get_list_display(self, request):
         return (*super().get_list_display(request), *self.contributions.columns)

@@ -2,7 +2,7 @@
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME, ActionForm
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
@@ -27,6 +27,7 @@ from ..models import (
 )
 from ..queries import (
     active_users,
+    false_positive_list,
     incident_list_visible_to,
     with_commander,
 )
@@ -51,6 +52,19 @@ class OpenFilter(admin.SimpleListFilter):
         return queryset
 
 
+class FalsePositiveFilter(admin.SimpleListFilter):
+    title = "triage outcome"
+    parameter_name = "triage"
+
+    def lookups(self, request, model_admin):
+        return (("declined", "Declined as false positive"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "declined":
+            return false_positive_list(queryset)
+        return queryset
+
+
 class IncidentActionForm(ActionForm):
     """Extra inputs beside the action menu, read by the actions that need them."""
 
@@ -61,6 +75,30 @@ class IncidentActionForm(ActionForm):
         required=False, label="Severity", queryset=Severity.objects.all(), empty_label="severity…"
     )
     note = forms.CharField(required=False, label="Note / reason")
+
+
+class DeclineForm(forms.Form):
+    """The reason a triage candidate is declined: asked on a page of its own, so it is
+    not missed, and kept there when it is refused."""
+
+    reason = forms.CharField(
+        label="Why is it a false positive?",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=services.NOTE_TEXT,
+        help_text="It goes on each candidate's timeline.",
+        error_messages={"required": services.DECLINE_REASON_REQUIRED},
+    )
+
+    def clean_reason(self):
+        try:
+            return services.clean_text(
+                self.cleaned_data["reason"],
+                field="reason",
+                limit=services.NOTE_TEXT,
+                required=services.DECLINE_REASON_REQUIRED,
+            )
+        except DomainError as error:
+            raise forms.ValidationError(error.message) from None
 
 
 class IncidentAdminForm(forms.ModelForm):
@@ -152,6 +190,7 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
     list_filter = (
         OpenFilter,
         "status",
+        FalsePositiveFilter,
         "severity",
         "incident_type",
         "environment",
@@ -165,7 +204,14 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
     show_full_result_count = False
     view_on_site = False
     autocomplete_fields = ("services",)
-    actions = ("acknowledge", "move_to_status", "change_severity", "make_me_commander")
+    actions = (
+        "acknowledge",
+        "accept_triage",
+        "decline_false_positive",
+        "move_to_status",
+        "change_severity",
+        "make_me_commander",
+    )
     history_list_display = ("status", "severity")
     inlines = (RoleAssignmentInline, StatusUpdateInline, TimelineEventInline)
 
@@ -492,6 +538,56 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
                 incident=incident, actor=request.user, source=Source.ADMIN
             ),
         )
+
+    @admin.action(description="Accept triage candidate", permissions=["change"])
+    def accept_triage(self, request, queryset):
+        # The severity and note beside the action menu, if given: re-rate on acceptance.
+        severity = Severity.objects.filter(pk=request.POST.get("new_severity") or None).first()
+        reason = request.POST.get("note", "")
+        self.run_service(
+            request,
+            queryset,
+            "Accepted from triage:",
+            lambda incident: services.incident_accept(
+                incident=incident,
+                severity=severity,
+                reason=reason,
+                actor=request.user,
+                source=Source.ADMIN,
+            ),
+        )
+
+    @admin.action(description="Decline as false positive", permissions=["change"])
+    def decline_false_positive(self, request, queryset):
+        # First from the changelist: ask for the reason (what the note box held, if
+        # anything); then from that page, confirmed.
+        confirmed = "decline_confirmed" in request.POST
+        form = DeclineForm(
+            request.POST if confirmed else None, initial={"reason": request.POST.get("note", "")}
+        )
+        if form.is_valid():
+            reason = form.cleaned_data["reason"]
+            declined = self.run_service(
+                request,
+                queryset,
+                "Declined as false positive:",
+                lambda incident: services.incident_decline(
+                    incident=incident, reason=reason, actor=request.user, source=Source.ADMIN
+                ),
+            )
+            if declined:
+                return None  # back to the list, which says what was done
+            # Nothing declined: the page again, with the reason as typed.
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Decline as false positive",
+            "opts": self.opts,
+            "form": form,
+            "incidents": list(queryset.select_related("severity")),
+            "action": "decline_false_positive",
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/incidents/incident/decline.html", context)
 
     @admin.action(description="Move to the status chosen (with the note)", permissions=["change"])
     def move_to_status(self, request, queryset):

@@ -301,6 +301,25 @@ class SeverityChangeSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=NOTE_TEXT)
 
 
+class TriageAcceptSerializer(serializers.Serializer):
+    severity = SeverityField(
+        required=False,
+        help_text="Re-rate on acceptance, before stakeholders are told: key (SEV1) or alias.",
+    )
+    reason = serializers.CharField(
+        max_length=NOTE_TEXT,
+        allow_blank=True,
+        default="",
+        help_text="On the timeline (and as the severity change's reason).",
+    )
+
+
+class TriageDeclineSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=NOTE_TEXT, help_text="Why it is a false positive; on the timeline."
+    )
+
+
 class RoleAssignSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices)
     user = username_field(help_text="Username of the new holder.")

@@ -268,6 +268,43 @@ class IncidentViewSet(ServiceBackedViewSet):
         return self._incident_response(incident)
 
     @extend_schema(
+        summary="Accept a triage candidate (triage → declared)",
+        description="Declares the candidate an alert raised: the stakeholders are told now, "
+        "at `severity` if given (re-rated first, with `reason` or a default one). "
+        "409 if it is not in triage.",
+        request=s.TriageAcceptSerializer,
+        responses={200: s.IncidentSerializer, **CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def accept(self, request, reference=None):
+        incident = self.get_object()
+        data = self.valid_input(s.TriageAcceptSerializer)
+        incident = services.incident_accept(
+            incident=incident,
+            severity=data.get("severity"),
+            reason=data["reason"],
+            actor=request.user,
+            source=Source.API,
+        )
+        return self._incident_response(incident)
+
+    @extend_schema(
+        summary="Decline a triage candidate as a false positive (triage → cancelled)",
+        description="The reason goes on the timeline; nobody is notified, since it was never "
+        "declared. 409 if it is not in triage.",
+        request=s.TriageDeclineSerializer,
+        responses={200: s.IncidentSerializer, **CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def decline(self, request, reference=None):
+        incident = self.get_object()
+        data = self.valid_input(s.TriageDeclineSerializer)
+        incident = services.incident_decline(
+            incident=incident, reason=data["reason"], actor=request.user, source=Source.API
+        )
+        return self._incident_response(incident)
+
+    @extend_schema(
         summary="Move to another status",
         description="An illegal move answers 409 naming the statuses allowed from here.",
         request=s.TransitionSerializer,

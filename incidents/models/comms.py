@@ -124,6 +124,8 @@ class Notification(models.Model):
 
     class Event(models.TextChoices):
         DECLARED = "declared", "Incident declared"
+        # To the first escalation level only: a candidate is not yet an incident.
+        TRIAGE = "triage", "Triage candidate raised"
         SEVERITY_CHANGED = "severity_changed", "Severity changed"
         STATUS_CHANGED = "status_changed", "Status changed"
         ROLE_ASSIGNED = "role_assigned", "Role assigned to you"

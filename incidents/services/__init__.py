@@ -40,16 +40,22 @@ from .comms import (
 from .declaration import (
     EDITABLE_FIELDS,
     TITLE_MAX_LENGTH,
+    TriagePaging,
     check_times,
     incident_declare,
     incident_update_details,
+    triage_recipients,
 )
 from .lifecycle import (
+    ACCEPT_SEVERITY_REASON,
+    DECLINE_REASON_REQUIRED,
     MILESTONE_OF_STATUS,
     TRANSITIONS,
     allowed_transitions,
+    incident_accept,
     incident_acknowledge,
     incident_change_severity,
+    incident_decline,
     incident_transition,
 )
 from .roles import role_assign, role_relieve
@@ -57,9 +63,11 @@ from .timeline import timeline_add_entry, timeline_record, timeline_record_many
 from .updates import status_update_post
 
 __all__ = [
+    "ACCEPT_SEVERITY_REASON",
     "API_KEY_MAX_DAYS",
     "API_KEY_PREFIX",
     "CHANNEL_TARGET_FIELDS",
+    "DECLINE_REASON_REQUIRED",
     "EDITABLE_FIELDS",
     "LONG_TEXT",
     "MAX_BACKDATE",
@@ -69,6 +77,7 @@ __all__ = [
     "TITLE_MAX_LENGTH",
     "TRANSITIONS",
     "UNPRINTABLE",
+    "TriagePaging",
     "acting_user",
     "allowed_transitions",
     "api_key_create",
@@ -84,9 +93,11 @@ __all__ = [
     "clean_text",
     "hash_api_key",
     "idempotency_records_prune",
+    "incident_accept",
     "incident_acknowledge",
     "incident_change_severity",
     "incident_declare",
+    "incident_decline",
     "incident_transition",
     "incident_update_details",
     "lock_incident",
@@ -98,5 +109,6 @@ __all__ = [
     "timeline_add_entry",
     "timeline_record",
     "timeline_record_many",
+    "triage_recipients",
     "when_happened",
 ]

@@ -1,5 +1,6 @@
 """The incident lifecycle: one transition table, one service every move goes through,
-and the thin wrappers (acknowledge) and the re-rating of severity."""
+the thin wrappers (acknowledge; accept or decline a triage candidate) and the
+re-rating of severity."""
 
 from datetime import datetime
 
@@ -75,6 +76,29 @@ def incident_transition(
     occurred_at: datetime | None = None,
 ) -> Incident:
     """Move the incident to `to_status` if the lifecycle allows it from where it is."""
+    return _transition(
+        incident=incident,
+        to_status=to_status,
+        actor=actor,
+        note=note,
+        source=source,
+        occurred_at=occurred_at,
+    )
+
+
+def _transition(
+    *,
+    incident: Incident,
+    to_status: str,
+    actor,
+    note: str,
+    source: str,
+    occurred_at: datetime | None = None,
+    summary: str | None = None,
+    details: dict | None = None,
+) -> Incident:
+    """Make the move, inside the caller's transaction; `summary` and `details` let a
+    wrapper (accept, decline) say on the timeline what the move meant."""
     note = clean_text(note, field="note", limit=NOTE_TEXT)
     incident = lock_incident(incident)
     from_status = incident.status
@@ -96,9 +120,10 @@ def incident_transition(
     incident.status = to_status
     save_as(incident, actor)
 
-    summary = f"Status {Status(from_status).label} → {Status(to_status).label}"
-    if note:
-        summary = f"{summary}: {note}"
+    if summary is None:
+        summary = f"Status {Status(from_status).label} → {Status(to_status).label}"
+        if note:
+            summary = f"{summary}: {note}"
     timeline_record(
         incident,
         kind=TimelineEvent.Kind.STATUS_CHANGE,
@@ -106,7 +131,13 @@ def incident_transition(
         actor=actor,
         source=source,
         occurred_at=when,
-        details={"from": from_status, "to": to_status, "note": note, "stamped": stamped},
+        details={
+            "from": from_status,
+            "to": to_status,
+            "note": note,
+            "stamped": stamped,
+            **(details or {}),
+        },
     )
     # A triage candidate dismissed before it was ever declared concerns nobody.
     if incident.declared_at is not None:
@@ -237,3 +268,72 @@ def incident_change_severity(
         )
     )
     return incident
+
+
+# --- triage: a candidate an alert raised is accepted (declared) or declined -----------
+
+# The severity-change reason when a candidate is re-rated on acceptance without one.
+ACCEPT_SEVERITY_REASON = "Severity set on acceptance"
+DECLINE_REASON_REQUIRED = "Say why it is a false positive."
+
+
+def _check_in_triage(incident: Incident, done: str) -> None:
+    if incident.status != Status.TRIAGE:
+        raise StateConflict(
+            f"{incident.reference} is {incident.get_status_display().lower()}, not in "
+            f"triage; only a triage candidate can be {done}.",
+            field="status",
+        )
+
+
+@transaction.atomic
+def incident_accept(
+    *,
+    incident: Incident,
+    actor=None,
+    severity: Severity | None = None,
+    reason: str = "",
+    source: str,
+) -> Incident:
+    """Accept a triage candidate: declare it, re-rated first to `severity` if that
+    differs, so the stakeholders' declaration notice already carries the right one."""
+    reason = clean_text(reason, field="reason", limit=NOTE_TEXT)
+    locked = lock_incident(incident)
+    _check_in_triage(locked, "accepted")
+    if severity is not None and severity.pk != locked.severity_id:
+        locked = incident_change_severity(
+            incident=locked,
+            severity=severity,
+            reason=reason or ACCEPT_SEVERITY_REASON,
+            actor=actor,
+            source=source,
+        )
+    summary = "Accepted from triage (Triage → Declared)"
+    return _transition(
+        incident=locked,
+        to_status=Status.DECLARED,
+        actor=actor,
+        note=reason or "accepted from triage",
+        source=source,
+        summary=f"{summary}: {reason}" if reason else summary,
+        details={"accepted": True},
+    )
+
+
+@transaction.atomic
+def incident_decline(*, incident: Incident, actor=None, reason: str, source: str) -> Incident:
+    """Decline a triage candidate as a false positive: cancel it, with the reason on the
+    timeline. It was never declared, so nobody is told (see incident_transition)."""
+    reason = clean_text(reason, field="reason", limit=NOTE_TEXT, required=DECLINE_REASON_REQUIRED)
+    locked = lock_incident(incident)
+    _check_in_triage(locked, "declined")
+    return _transition(
+        incident=locked,
+        to_status=Status.CANCELLED,
+        actor=actor,
+        note=reason,
+        source=source,
+        summary=f"Declined as a false positive (Triage → Cancelled): {reason}",
+        # What false_positive_list (queries) counts, said where it happened.
+        details={"declined": True},
+    )

@@ -497,6 +497,10 @@ def test_schema_bounds_page_size_as_the_api_does(db):
         INCIDENTS: (1, 200),
         POSTMORTEMS: (1, 200),
         ACTION_ITEMS: (1, 200),
+        "/api/v1/alerts/": (1, 200),
+        "/api/v1/alert-rules/": (1, 200),
+        "/api/v1/silences/": (1, 200),
+        "/api/v1/alert-sources/": (1, 200),
         "/api/v1/incidents/{reference}/timeline/": (1, 500),
     }
 

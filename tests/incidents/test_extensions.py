@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from alerts.services import follow_incident
 from incidents import extensions, notifications, services
 from incidents.errors import DomainError, StateConflict
 from incidents.models import (
@@ -344,11 +345,11 @@ def test_running_the_apps_ready_again_registers_nothing_twice():
     with extensions.restored():
         before = {name: list(getattr(extensions, name)) for name in ("close_guard", "transitioned")}
         kinds = extensions.timeline_kind_choices()
-        for label in ("incidents", "postmortems", "remediation"):
+        for label in ("incidents", "postmortems", "remediation", "alerts"):
             apps.get_app_config(label).ready()
         assert {name: list(getattr(extensions, name)) for name in before} == before
         assert list(extensions.close_guard) == [require_published_postmortem]
-        assert list(extensions.transitioned) == [start_postmortem_on_resolve]
+        assert list(extensions.transitioned) == [start_postmortem_on_resolve, follow_incident]
         assert list(publish_guard) == [require_action_items_or_reason]
         assert extensions.timeline_kind_choices() == kinds
 
@@ -362,7 +363,7 @@ def test_isolation_removes_every_subscriber_and_restores_them_afterwards():
         extensions.transitioned.register(extra)
         extensions.register_timeline_kind("drill", "Game-day drill")
     assert list(extensions.close_guard) == [require_published_postmortem]
-    assert list(extensions.transitioned) == [start_postmortem_on_resolve]
+    assert list(extensions.transitioned) == [start_postmortem_on_resolve, follow_incident]
     assert list(publish_guard) == [require_action_items_or_reason]
     assert "drill" not in dict(extensions.timeline_kind_choices())
 

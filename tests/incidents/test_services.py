@@ -922,7 +922,8 @@ def test_declare_for_triage_leaves_declared_at_empty(declare):
     incident = reload(declare(triage=True))
     assert incident.status == Status.TRIAGE
     assert incident.declared_at is None
-    assert events(incident).get().summary.startswith("Raised for triage")
+    declared = events(incident, TimelineEvent.Kind.DECLARED).get()
+    assert declared.summary.startswith("Raised for triage")
 
 
 def test_security_incident_is_confidential_by_default(declare, security_type):

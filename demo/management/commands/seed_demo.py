@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from demo.alerts import seed_alerts
 from incidents import notifications, services
 from incidents.models import (
     DetectionSource,
@@ -185,6 +186,7 @@ class Command(BaseCommand):
         self._services()
         if Incident.objects.exists():
             self.stdout.write("Demo people and services are in place; incidents already exist.")
+            seed_alerts(self.stdout)
             return
         rng = random.Random(options["seed"])
         plans = [
@@ -196,6 +198,9 @@ class Command(BaseCommand):
         with notifications.muted():
             for plan in sorted(plans, key=lambda plan: plan["declare"]["declared_at"]):
                 self._create(rng, **plan)
+        # What monitoring says now: live alerts, a triage candidate (after the history,
+        # so references count up with the calendar).
+        seed_alerts(self.stdout)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created {options['incidents']} demo incidents. Demo people have no password; "

@@ -1,0 +1,61 @@
+"""Every write of the alerts app. Admin, API, commands and tasks call these."""
+
+from .config import (
+    check_condition,
+    rule_delete,
+    rule_save,
+    silence_delete,
+    silence_expire,
+    silence_save,
+    source_create,
+    source_rotate_secret,
+    source_update,
+)
+from .intake import (
+    Outcome,
+    TooManyAlerts,
+    dispose,
+    ingest,
+    parse_body,
+    payload_receive,
+    payload_reject,
+    payload_retry,
+)
+from .watch import (
+    HEARTBEAT_ALERTNAME,
+    alerts_evaluate_due,
+    alerts_judge_again,
+    follow_incident,
+    heartbeat_heard,
+    heartbeats_check,
+    payloads_prune,
+    payloads_sweep,
+)
+
+__all__ = [
+    "HEARTBEAT_ALERTNAME",
+    "Outcome",
+    "TooManyAlerts",
+    "alerts_evaluate_due",
+    "alerts_judge_again",
+    "check_condition",
+    "dispose",
+    "follow_incident",
+    "heartbeat_heard",
+    "heartbeats_check",
+    "ingest",
+    "parse_body",
+    "payload_receive",
+    "payload_reject",
+    "payload_retry",
+    "payloads_prune",
+    "payloads_sweep",
+    "rule_delete",
+    "rule_save",
+    "silence_delete",
+    "silence_expire",
+    "silence_save",
+    "source_create",
+    "source_rotate_secret",
+    "source_update",
+]
