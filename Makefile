@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench bench-outbox bench-alerts clean
+.PHONY: run test lint audit format bench bench-outbox bench-alerts bench-oncall clean
 
 # Reinstall whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP) .secret_key
 	@export SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}"; \
+	export PHONE_GATEWAY_URL="$${PHONE_GATEWAY_URL:-http://127.0.0.1:8025/phone}"; \
 	$(BIN)/python manage.py migrate --no-input && \
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0 && \
 	$(BIN)/python manage.py seed_demo && \
@@ -35,8 +36,10 @@ ALERTMANAGER := /usr/bin/prometheus-alertmanager
 $(ALERTMANAGER):
 	apt-get update -q && apt-get install -y -q prometheus-alertmanager
 
+# In parallel, one worker per core (pytest-xdist); TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= auto
 test: $(STAMP) $(CHROMIUM) $(ALERTMANAGER)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -60,6 +63,10 @@ bench: $(STAMP)
 # Recovery of the outbox after its worker is killed with SIGKILL (a real qcluster).
 bench-outbox: $(STAMP)
 	$(BIN)/python bench/outbox_recovery.py
+
+# "Who is on call" for 50 teams, and the paging watchdogs beside 100,000 quiet incidents.
+bench-oncall: $(STAMP)
+	$(BIN)/python bench/oncall.py
 
 # Alert intake throughput: gunicorn (2 workers) on PostgreSQL, load from a second process,
 # beside pgbench's single-row INSERT ceiling (pgbench comes with Debian's postgresql-contrib).

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "postmortems",
     "remediation",
     "alerts",
+    "oncall",
     "demo",
 ]
 
@@ -267,6 +268,9 @@ SPECTACULAR_SETTINGS = {
         "ActionItemCategoryEnum": "remediation.models.ActionItem.Category",
         "AlertStatusEnum": "alerts.models.Alert.Status",
         "AlertSourceKindEnum": "alerts.sources.kind_choices",
+        "ContactMethodKindEnum": "oncall.api.pages.KIND_CHOICES",
+        "OnCallRoleEnum": "oncall.models.OnCallRole",
+        "IncidentRoleEnum": "incidents.models.Role",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
@@ -305,6 +309,14 @@ NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)
 NOTIFY_HTTP_TIMEOUT = env_int("NOTIFY_HTTP_TIMEOUT", 10)
 # Where people reach this Sitrep: links in notifications (no request to build them from).
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Texts and phone calls go to an SMS/voice gateway (any that takes a JSON webhook: a
+# small adapter in front of Twilio, Vonage, an SMS modem), signed with the secret.
+PHONE_GATEWAY_URL = env_str("PHONE_GATEWAY_URL")
+PHONE_GATEWAY_SECRET = env_str("PHONE_GATEWAY_SECRET")
+
+# --- On-call (the oncall app) ---
+# How long the acknowledge link in a page works.
+ONCALL_ACK_LINK_HOURS = env_int("ONCALL_ACK_LINK_HOURS", 24)
 
 # Stakeholders sign in on Sitrep's own page (they need no admin access) to read reviews.
 LOGIN_URL = "login"

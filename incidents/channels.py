@@ -4,6 +4,7 @@
 import hashlib
 import hmac
 import json
+import re
 import time
 
 import httpx
@@ -126,3 +127,52 @@ class SlackChannel(Channel):
             "Idempotency-Key": str(notification.idempotency_key),
         }
         return _post(notification.address, body, headers)
+
+
+# E.164: a plus, the country code, the number; no spaces.
+PHONE_NUMBER = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+class PhoneChannel(Channel):
+    """A text or a call, posted as signed JSON to the phone gateway (PHONE_GATEWAY_URL)."""
+
+    def check_address(self, address):
+        if not PHONE_NUMBER.fullmatch(address):
+            raise DomainError(
+                "Enter the phone number in international form, e.g. +442071234567.",
+                field="address",
+            )
+
+    def send(self, notification):
+        if not settings.PHONE_GATEWAY_URL:
+            # Retried like any failure: setting the URL later still delivers it.
+            raise DeliveryError("No phone gateway: set PHONE_GATEWAY_URL.")
+        body = json.dumps(
+            {
+                "kind": self.kind,
+                "to": notification.address,
+                "text": f"{notification.subject}\n{notification.body}"[:1600],
+                "idempotency_key": str(notification.idempotency_key),
+            },
+            sort_keys=True,
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": str(notification.idempotency_key),
+            "User-Agent": "Sitrep-Phone/1",
+        }
+        if settings.PHONE_GATEWAY_SECRET:
+            headers["X-Sitrep-Signature"] = sign(
+                settings.PHONE_GATEWAY_SECRET, int(time.time()), body
+            )
+        return _post(settings.PHONE_GATEWAY_URL, body, headers)
+
+
+@register
+class SmsChannel(PhoneChannel):
+    kind = "sms"
+
+
+@register
+class VoiceChannel(PhoneChannel):
+    kind = "voice"

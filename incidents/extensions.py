@@ -25,6 +25,10 @@ Events:
   successor), `confidentiality_changed` (from
   `incident_update_details`), `update_posted`.
 
+One job has a single provider, a **slot** the core fills with its own default and an app
+may take over: `paging`, who is woken when an incident needs someone (the core's
+escalation ladder, `incidents.paging.Ladder`; the oncall app's rotations and policies).
+
 Tests run the core alone with `isolated()`, or with some subscribers with `only()`.
 """
 
@@ -36,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 from .errors import DomainError
 
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
     from .models import Incident, RoleAssignment, Severity, StatusUpdate
+    from .paging import Paging
 
 P = TypeVar("P")
 
@@ -179,6 +185,52 @@ confidentiality_changed: Registry[ConfidentialityChanged] = Registry("confidenti
 update_posted: Registry[UpdatePosted] = Registry("update posted")
 
 
+# --- slots ----------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Slot(Generic[T]):
+    """One job with one provider: the core's default (named by import path, as the core
+    cannot import its services here) until an app provides its own."""
+
+    _all: list[Slot] = []
+
+    def __init__(self, name: str, default: str):
+        self.name = name
+        self._default = default
+        self._provider: T | None = None
+        Slot._all.append(self)
+
+    def __repr__(self):
+        return f"<Slot {self.name}: {self.get()!r}>"
+
+    def provide(self, provider: T) -> None:
+        """Take the job over with `provider`; one of the same class again (`ready()` run
+        twice) changes nothing."""
+        if self._provider is not None:
+            if type(self._provider) is type(provider):
+                return
+            # Two apps paging by their own rules would page everyone twice.
+            raise ImproperlyConfigured(
+                f"{self.name} is already provided by {self._provider!r}, not {provider!r}."
+            )
+        self._provider = provider
+
+    def get(self) -> T:
+        """Return the provider in force: an app's, else the core's default."""
+        if self._provider is None:
+            return import_string(self._default)()
+        return self._provider
+
+    @property
+    def taken_over(self) -> bool:
+        return self._provider is not None
+
+
+paging: Slot[Paging] = Slot("paging", default="incidents.paging.Ladder")
+
+
 # --- vocabularies ---------------------------------------------------------------------
 
 
@@ -262,12 +314,15 @@ def restored() -> Iterator[None]:
     """Put every registration (guards, subscribers, vocabularies) back as it was once
     the block ends, whatever the block registered."""
     registries = [(registry, list(registry._callables)) for registry in Registry._all]
+    slots = [(slot, slot._provider) for slot in Slot._all]
     vocabularies = [(vocabulary, dict(vocabulary._labels)) for vocabulary in Vocabulary._all]
     try:
         yield
     finally:
         for registry, callables in registries:
             registry._callables[:] = callables
+        for slot, provider in slots:
+            slot._provider = provider
         for vocabulary, labels in vocabularies:
             vocabulary._labels.clear()
             vocabulary._labels.update(labels)
@@ -276,10 +331,14 @@ def restored() -> Iterator[None]:
 @contextlib.contextmanager
 def only(*subscribers: Callable) -> Iterator[None]:
     """Run the block with no guard or subscriber registered but `subscribers` (each
-    where it was registered); restore everything afterwards. Vocabularies stay."""
+    where it was registered), and every slot back to the core's default unless its
+    provider is among them; restore everything afterwards. Vocabularies stay."""
     with restored():
         for registry in Registry._all:
             registry._callables[:] = [fn for fn in registry._callables if fn in subscribers]
+        for slot in Slot._all:
+            if slot._provider not in subscribers:
+                slot._provider = None
         yield
 
 

@@ -62,6 +62,11 @@ def muted():
         _muted.on = False
 
 
+def is_muted() -> bool:
+    """Say whether notifications are muted here (apps that page skip it too)."""
+    return getattr(_muted, "on", False)
+
+
 # --- writing --------------------------------------------------------------------------
 
 STANDARD_TEMPLATE = "incident-notification"
@@ -70,8 +75,9 @@ CRITICAL_TEMPLATE = "critical-incident-notification"
 
 @dataclass(frozen=True)
 class Message:
-    """What one `notify()` call writes: an event, to `users` and `targets` if given, else
-    to the matrix's groups for the incident (see `notify` for the rest)."""
+    """What one `notify()` call writes: an event, to `users`, `targets` and `contacts`
+    if given, else to the matrix's groups for the incident (see `notify` for the rest).
+    `contacts` are (channel, address, user) triples: a person's own contact methods."""
 
     incident: Incident | None
     event: str
@@ -82,6 +88,7 @@ class Message:
     dedup_prefix: str | None = None
     subject: str | None = None
     mentions: Iterable = ()
+    contacts: Iterable = ()
 
 
 class _Facts:
@@ -236,16 +243,20 @@ def _stakeholder_recipients(incident: Incident) -> list[tuple]:
 def _recipients(message: Message, matrix: dict) -> list[tuple]:
     """Return (channel, address, user, target) for each recipient of `message`, each
     channel and address once (someone in two groups is told once)."""
-    if message.users is not None or message.targets:
-        recipients = [
-            (ChannelKind.EMAIL, user.email, user, None)
-            for user in message.users or ()
-            if user.is_active and user.email
-        ] + [
-            (target.kind, target.address, None, target)
-            for target in message.targets
-            if target.enabled
-        ]
+    if message.users is not None or message.targets or message.contacts:
+        recipients = (
+            [
+                (ChannelKind.EMAIL, user.email, user, None)
+                for user in message.users or ()
+                if user.is_active and user.email
+            ]
+            + [
+                (target.kind, target.address, None, target)
+                for target in message.targets
+                if target.enabled
+            ]
+            + [(channel, address, user, None) for channel, address, user in message.contacts]
+        )
     else:
         # The matrix depends only on the severity and confidentiality: read once each.
         incident = message.incident
@@ -269,7 +280,11 @@ def _payload(message: Message) -> dict:
     if incident is not None:
         payload["incident"] = {
             "reference": incident.reference,
-            "title": incident.title,
+            # A person paged by their own webhook about a confidential incident may not
+            # be one who may read it: its title goes only to those the matrix allows.
+            "title": "(confidential)"
+            if incident.confidential and message.contacts
+            else incident.title,
             "severity": incident.severity.key,
             "status": incident.status,
             "confidential": incident.confidential,
@@ -286,7 +301,7 @@ def notify_many(messages: Iterable[Message]) -> list[Notification]:
     messages = list(messages)
     for message in messages:
         notification_events.check(message.event, field="event")
-    if getattr(_muted, "on", False):
+    if is_muted():
         return []
     matrix: dict = {}
     recipients = [(message, _recipients(message, matrix)) for message in messages]

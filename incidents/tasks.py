@@ -1,6 +1,6 @@
 """django-q2 task functions: thin, they call services."""
 
-from . import notifications, services, watchdogs
+from . import extensions, notifications, services, watchdogs
 
 
 def prune_idempotency_records() -> int:
@@ -16,7 +16,8 @@ def sweep_notifications() -> int:
 
 
 def escalate_unacknowledged() -> int:
-    return watchdogs.escalate_unacknowledged()
+    # The ladder's watchdog, or the escalation of whichever app took paging over.
+    return extensions.paging.get().escalate()
 
 
 def remind_overdue_updates() -> int:

@@ -1,17 +1,20 @@
 """Shared fixtures: the default policy rows, personas and small builders."""
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group
 
 from incidents import services
-from incidents.defaults import load_defaults
+from incidents.defaults import load_communication_defaults, load_defaults
 from incidents.models import IncidentType, Service, Severity, Source
 
 
 @pytest.fixture
 def default_policy(db):
-    # The data migration loads these, but tests with transaction=True flush them away.
+    # The data migrations load these, but tests with transaction=True flush them away
+    # (and with the suite run in parallel, any test may come after such a flush).
     load_defaults(Severity, IncidentType)
+    load_communication_defaults(apps)
 
 
 @pytest.fixture
@@ -102,6 +105,24 @@ def fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def without_activation():
+    """Run the test with every app's guards and subscribers but on-call's team
+    activation: a test that lists an incident's whole timeline then sees no paging
+    (with no rota, declaring says on the timeline that it paged nobody)."""
+    from incidents import extensions
+    from oncall.services.activation import activate_on_declared, activate_on_severity
+
+    kept = [
+        fn
+        for registry in extensions.Registry._all
+        for fn in registry
+        if fn not in (activate_on_declared, activate_on_severity)
+    ]
+    with extensions.only(*kept):
+        yield
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from alerts import services as alert_services
 from alerts.models import AlertGroup
+from incidents import extensions, watchdogs
 from incidents import services as incidents
-from incidents import watchdogs
 from incidents.defaults import load_communication_defaults
 from incidents.models import (
     Audience,
@@ -48,6 +48,12 @@ from incidents.models import (
     Status,
     TimelineEvent,
 )
+from oncall import feeds as oncall_feeds
+from oncall.defaults import load_defaults as load_oncall_defaults
+from oncall.models import ContactMethod, EscalationPolicy, Rotation, RotationMember, Team
+from oncall.services import contacts as oncall_contacts
+from oncall.services import escalation as oncall_escalation
+from oncall.services import paging as oncall_paging
 from postmortems import services as reviews
 from postmortems.models import SECTIONS, PostMortem
 from remediation import reminders
@@ -103,7 +109,23 @@ def build_world(django_user_model) -> World:
     api = Service.objects.create(name="Public API", slug="api", owning_team="Platform", tier=1)
     # A test that flushed the database took the migrations' rows with it.
     load_communication_defaults(apps)
+    load_oncall_defaults(apps)
     EscalationLevel.objects.get_or_create(level=1, defaults={"name": "On-call engineers"})
+    # The team that owns the API, and its rota: trent is its on-call technical lead, so
+    # declaring the incident staffs that role and pages him.
+    w.team = Team.objects.create(name="Platform", slug="platform")
+    w.team.services.add(api)
+    w.rotation = Rotation.objects.create(
+        team=w.team,
+        role="technical_lead",
+        name="Platform tech leads",
+        starts_on=timezone.localdate() - timedelta(days=7),
+        handoff_time="09:00",
+    )
+    RotationMember.objects.create(rotation=w.rotation, user=w.trent, position=0)
+    w.method = ContactMethod.objects.create(
+        user=w.cso, kind="webhook", address="https://hooks.example.com/cso"
+    )
     # The matrix: who hears of what (the security team may hear of confidential ones).
     StakeholderGroup.objects.get(slug="security-team").members.add(w.cso)
     StakeholderGroup.objects.get(slug="executive-team").members.add(w.stakeholder)
@@ -140,11 +162,13 @@ def build_world(django_user_model) -> World:
     )
     # Nobody acknowledged it in time: the watchdogs escalate and remind (as if a week on).
     EscalationLevel.objects.get(level=1).members.add(w.cso)
-    watchdogs.escalate_unacknowledged(now=timezone.now() + timedelta(days=7))
+    EscalationPolicy.objects.get(is_default=True).levels.get(number=2).users.add(w.cso)
+    later = timezone.now() + timedelta(days=7)
+    watchdogs.escalate_unacknowledged(now=later)  # the core's ladder, without on-call
+    extensions.paging.get().escalate(now=later)  # the on-call app's policy
     watchdogs.remind_overdue_updates(now=timezone.now() + timedelta(days=7))
-    incidents.role_assign(
-        incident=conf, role=Role.TECHNICAL_LEAD, user=w.trent, actor=w.alice, source=Source.ADMIN
-    )
+    # trent took the technical lead role from the rota when it was declared.
+    assert conf.roles.filter(role=Role.TECHNICAL_LEAD, user=w.trent).exists()
     incidents.role_assign(
         incident=conf, role=Role.SME, user=w.rita, actor=w.alice, source=Source.ADMIN
     )
@@ -171,6 +195,14 @@ def build_world(django_user_model) -> World:
         incident=conf,
         severity=sev1,
         reason=marked("severity reason"),
+        actor=w.alice,
+        source=Source.ADMIN,
+    )
+    # Paged by hand, with a message about the incident.
+    oncall_escalation.page_manually(
+        incident=conf,
+        user=w.cso,
+        message=marked("page message"),
         actor=w.alice,
         source=Source.ADMIN,
     )
@@ -392,6 +424,7 @@ def build_world(django_user_model) -> World:
     w.items = [item, late, blocked]
     w.digest = Notification.objects.get(dedup_key__startswith=f"action-digest:{w.trent.pk}:")
     w.conf_notification = Notification.objects.filter(incident=conf).order_by("pk").first()
+    w.pages = list(conf.pages.all())
     return w
 
 
@@ -456,6 +489,19 @@ def fillers(w: World, rows: walk.Rows) -> walk.Filler:
             "admin:view_on_site": lambda: admin_objects,
             "admin:incidents_incident_stand_down": lambda: [
                 {"object_id": incident, "assignment_id": pk} for incident, pk in roles
+            ],
+            "admin:oncall_page_incident": lambda: [
+                {"incident_id": pk} for pk in (w.conf.pk, w.public.pk)
+            ],
+            # The links in pages and test messages, and the secret calendar feeds: the
+            # token is the key, so each persona walks the ones the control holds.
+            "oncall:acknowledge": lambda: [
+                {"token": oncall_paging.ack_token(page)} for page in w.pages
+            ],
+            "oncall:verify-contact": lambda: [{"token": oncall_contacts.verify_token(w.method)}],
+            "oncall:person-feed": lambda: [{"token": oncall_feeds.feed_token(w.control)}],
+            "oncall:rotation-feed": lambda: [
+                {"token": oncall_feeds.feed_token(w.control), "rotation_id": w.rotation.pk}
             ],
         },
     )

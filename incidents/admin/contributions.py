@@ -22,6 +22,8 @@ from django.db.models import QuerySet
 FormsetSaver = Callable[..., None]
 # render(request, obj): the panel's HTML (built with format_html), or None to show nothing.
 PanelRenderer = Callable[..., str | None]
+# render(request): a banner's HTML (built with format_html), or None to show nothing.
+BannerRenderer = Callable[..., str | None]
 # extend(request, queryset): the queryset with what the contributed columns read
 # (annotations, select/prefetch_related); it must keep the rows as they are.
 QuerysetExtender = Callable[..., QuerySet]
@@ -62,6 +64,9 @@ class Contributions:
     panels: list[Panel] = field(default_factory=list)
     # Queryset functions, extend(request, queryset), applied in order in get_queryset.
     querysets: list[QuerysetExtender] = field(default_factory=list)
+    # Warnings above the changelist, render(request) -> HTML or None (a changelist
+    # template shows them by including admin/includes/contributed_banners.html).
+    banners: list[BannerRenderer] = field(default_factory=list)
 
 
 _by_model: dict[type, Contributions] = {}
@@ -73,12 +78,21 @@ def contributions_for(model) -> Contributions:
 
 
 def contribute(
-    model, *, inlines=(), actions=(), columns=(), fieldsets=(), panels=(), querysets=()
+    model,
+    *,
+    inlines=(),
+    actions=(),
+    columns=(),
+    fieldsets=(),
+    panels=(),
+    querysets=(),
+    banners=(),
 ) -> None:
     """Add parts to the admin of `model`, after its own and after earlier contributions.
 
     `inlines` take an inline class or an `Inline`; `querysets` take functions
-    `extend(request, queryset) -> queryset` that add what contributed columns read. A
+    `extend(request, queryset) -> queryset` that add what contributed columns read;
+    `banners` take functions `render(request) -> html or None`, shown above the list. A
     part already registered is not added again, so importing a module twice changes
     nothing.
     """
@@ -90,6 +104,7 @@ def contribute(
         (parts.fieldsets, fieldsets),
         (parts.panels, panels),
         (parts.querysets, querysets),
+        (parts.banners, banners),
     ]
     for registered, items in additions:
         registered.extend(item for item in items if item not in registered)
@@ -164,6 +179,14 @@ class ContributableAdmin(admin.ModelAdmin):
         names = {name for _, name, _ in own}
         contributed = (self.get_action(action) for action in self.contributions.actions)
         return [*own, *(action for action in contributed if action[1] not in names)]
+
+    def changelist_view(self, request, extra_context=None):
+        rendered = (banner(request) for banner in self.contributions.banners)
+        extra_context = {
+            **(extra_context or {}),
+            "contributed_banners": [html for html in rendered if html],
+        }
+        return super().changelist_view(request, extra_context)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:

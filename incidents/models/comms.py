@@ -66,6 +66,8 @@ class ChannelKind(models.TextChoices):
     EMAIL = "email", "Email"
     WEBHOOK = "webhook", "Webhook (signed JSON)"
     SLACK = "slack", "Slack-compatible incoming webhook"
+    SMS = "sms", "Text message (phone gateway)"
+    VOICE = "voice", "Phone call (phone gateway)"
 
 
 class ChannelTarget(models.Model):
@@ -73,7 +75,9 @@ class ChannelTarget(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=10, choices=ChannelKind.choices)
-    address = models.CharField(max_length=500, help_text="Email address or https:// URL.")
+    address = models.CharField(
+        max_length=500, help_text="Email address, https:// URL or phone number (+4420…)."
+    )
     secret = models.CharField(
         max_length=200,
         blank=True,

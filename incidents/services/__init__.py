@@ -40,11 +40,9 @@ from .comms import (
 from .declaration import (
     EDITABLE_FIELDS,
     TITLE_MAX_LENGTH,
-    TriagePaging,
     check_times,
     incident_declare,
     incident_update_details,
-    triage_recipients,
 )
 from .lifecycle import (
     ACCEPT_SEVERITY_REASON,
@@ -77,7 +75,6 @@ __all__ = [
     "TITLE_MAX_LENGTH",
     "TRANSITIONS",
     "UNPRINTABLE",
-    "TriagePaging",
     "acting_user",
     "allowed_transitions",
     "api_key_create",
@@ -109,6 +106,5 @@ __all__ = [
     "timeline_add_entry",
     "timeline_record",
     "timeline_record_many",
-    "triage_recipients",
     "when_happened",
 ]

@@ -1,10 +1,8 @@
 """Opening an incident and editing what describes it: title, impact, times, services."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -13,7 +11,6 @@ from ..errors import DomainError
 from ..models import (
     DetectionSource,
     Environment,
-    EscalationLevel,
     Incident,
     IncidentType,
     ReferenceCounter,
@@ -214,7 +211,7 @@ def incident_declare(
         )
     if triage:
         # A candidate is not yet an incident: whoever triages it is paged, not the matrix.
-        outbox += _page_for_triage(
+        outbox += extensions.paging.get().triage(
             incident,
             lead=commander or acting_user(actor),
             actor=actor,
@@ -232,102 +229,6 @@ def incident_declare(
             extensions.Declared(incident=incident, actor=actor, source=source, from_triage=False)
         )
     return incident
-
-
-@dataclass(frozen=True)
-class TriagePaging:
-    """Who a new triage candidate pages: `users` (by email) and channel `targets`, from
-    escalation `level` (None: there is no level to page)."""
-
-    level: EscalationLevel | None
-    users: list
-    targets: list
-
-    @property
-    def reaches_anyone(self) -> bool:
-        return bool(self.users or self.targets)
-
-
-def triage_recipients(incident: Incident) -> TriagePaging:
-    """Return who is paged when `incident` is raised for triage: the first level of the
-    escalation ladder (its active members with an email address, its enabled channels,
-    as the watchdogs page it), not the stakeholder matrix, which hears of the incident
-    once it is accepted. Three queries. The one place that chooses: an on-call app that
-    pages by team and rotation replaces this."""
-    level = EscalationLevel.objects.filter(level=1).prefetch_related("members", "targets").first()
-    if level is None:
-        return TriagePaging(level=None, users=[], targets=[])
-    return TriagePaging(
-        level=level,
-        users=sorted(
-            (user for user in level.members.all() if user.is_active and user.email),
-            key=lambda user: user.get_username(),
-        ),
-        targets=[target for target in level.targets.all() if target.enabled],
-    )
-
-
-def _page_for_triage(incident: Incident, *, lead, actor, source: str, when: datetime) -> list:
-    """Return the messages that page whoever triages the new candidate, and say on its
-    timeline whom they reach. Paging is never silent: when they reach nobody, the
-    timeline says so and whoever leads (the commander, else the declarer) is told."""
-    paging = triage_recipients(incident)
-    link = f"{settings.SITE_URL}{incident.get_absolute_url()}"
-    raised = (
-        f"{incident.reference} was raised for triage as {incident.severity.key} "
-        f"{incident.incident_type.name.lower()} in {incident.environment}: {incident.title}"
-    )
-    details = {
-        "level": paging.level.level if paging.level else None,
-        "users": [user.get_username() for user in paging.users],
-        "targets": [target.name for target in paging.targets],
-        "paged_nobody": not paging.reaches_anyone,
-    }
-    if paging.reaches_anyone:
-        summary = (
-            f"Paged {paging.level} to triage it: {', '.join(details['users'] + details['targets'])}"
-        )
-        messages = [
-            notifications.Message(
-                incident,
-                notifications.Event.TRIAGE,
-                subject=f"Triage {incident.severity.key} {incident.reference}: {incident.title}",
-                message=f"{raised}\n\nAccept it to declare the incident, or decline it as a "
-                f"false positive:\n{link}",
-                users=paging.users,
-                targets=paging.targets,
-            )
-        ]
-    else:
-        why = (
-            "there is no escalation level 1"
-            if paging.level is None
-            else f"{paging.level} has no members with an email address and no enabled channels"
-        )
-        summary = f"Paged nobody to triage it: {why}"
-        messages = []
-        if lead is not None:
-            details["told"] = lead.get_username()
-            messages.append(
-                notifications.Message(
-                    incident,
-                    notifications.Event.TRIAGE,
-                    subject=f"Nobody paged for triage: {incident.reference}: {incident.title}",
-                    message=f"{raised}\n\nNobody was paged for it: {why}. Give escalation "
-                    f"level 1 members or channels, and triage it:\n{link}",
-                    users=[lead],
-                )
-            )
-    timeline_record(
-        incident,
-        kind=TimelineEvent.Kind.ESCALATION,
-        summary=summary,
-        actor=actor,
-        source=source,
-        occurred_at=when,
-        details=details,
-    )
-    return messages
 
 
 @transaction.atomic

@@ -8,6 +8,9 @@ from playwright.sync_api import expect
 from incidents import services
 from incidents.models import Role, Source, Status, TimelineEvent
 
+# What the admin says of the last action (not the warning banners other apps contribute).
+MESSAGES = ".messagelist:not(.contributed-banners)"
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -25,7 +28,7 @@ def test_commander_acknowledges_and_logs_a_decision(
     row.locator("input[name=_selected_action]").check()
     page.select_option("select[name=action]", "acknowledge")
     page.click("button[name=index]")
-    expect(page.locator(".messagelist")).to_contain_text("Acknowledged 1 incident(s).")
+    expect(page.locator(MESSAGES)).to_contain_text("Acknowledged 1 incident(s).")
     expect(row).to_contain_text("Investigating")
 
     row.get_by_role("link", name=incident.reference).click()
@@ -37,7 +40,7 @@ def test_commander_acknowledges_and_logs_a_decision(
     new_role.locator("select[name$='-role']").select_option("technical_lead")
     new_role.locator("select[name$='-user']").select_option(label="bob")
     page.click("input[name=_continue]")
-    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    expect(page.locator(MESSAGES)).to_contain_text("was changed successfully")
     expect(page.locator("#timeline-group")).to_contain_text("Fail over to eu-central")
     expect(page.locator("#roles-group")).to_contain_text("Technical lead")
 
@@ -56,7 +59,7 @@ def test_illegal_move_is_explained_in_the_page(logged_in_page, live_server, decl
     page.select_option("select[name=action]", "move_to_status")
     page.select_option("select[name=to_status]", "closed")
     page.click("button[name=index]")
-    expect(page.locator(".messagelist")).to_contain_text(
+    expect(page.locator(MESSAGES)).to_contain_text(
         "cannot move from declared to closed; allowed from declared: investigating"
     )
     incident.refresh_from_db()
@@ -77,7 +80,7 @@ def test_commander_stands_a_scribe_down_from_the_roles_inline(
     expect(page.locator("#content-main")).to_contain_text("Stand bob down as scribe")
     page.click("#stand-down-form input[type=submit]")
     expect(page).to_have_url(re.compile(rf"/admin/incidents/incident/{incident.pk}/change/"))
-    expect(page.locator(".messagelist")).to_contain_text("Stood bob down as scribe.")
+    expect(page.locator(MESSAGES)).to_contain_text("Stood bob down as scribe.")
     expect(row.get_by_role("link", name="Stand down…")).to_have_count(0)
     expect(page.locator("#timeline-group")).to_contain_text("bob stood down as scribe")
 

@@ -189,6 +189,7 @@ def test_create_declares_incident_with_reference_and_location(api, sev1, outage)
     assert Incident.objects.get().reference == body["reference"]
 
 
+@pytest.mark.usefixtures("core_only")  # counts the core's own timeline events
 def test_create_writes_api_timeline_event_and_history_with_keys_user(api, commander, sev1, outage):
     reference = api.post(INCIDENTS, DECLARE, format="json").json()["reference"]
     incident = Incident.objects.get(reference=reference)
@@ -436,6 +437,7 @@ def add_notes(incident, count, start):
         )
 
 
+@pytest.mark.usefixtures("core_only")  # counts the core's own timeline events
 def test_timeline_is_cursor_paginated_oldest_first(api, declare):
     now = timezone.now()
     incident = declare(declared_at=now - timedelta(hours=2))
@@ -451,6 +453,7 @@ def test_timeline_is_cursor_paginated_oldest_first(api, declare):
     assert seen == [incident.timeline.first().summary, "Note 0", "Note 1", "Note 2", "Note 3"]
 
 
+@pytest.mark.usefixtures("core_only")  # counts the core's own timeline events
 def test_timeline_after_filter_keeps_later_events(api, declare):
     now = timezone.now().replace(microsecond=0)
     incident = declare(declared_at=now - timedelta(hours=2))
@@ -771,6 +774,7 @@ def test_confidential_incident_is_visible_to_a_role_holder(outsider, secret):
 # --- idempotency ----------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("core_only")  # counts the core's own timeline events
 def test_retry_with_same_key_and_body_replays_the_first_response(api, sev1, outage):
     first = api.post(INCIDENTS, DECLARE, format="json", HTTP_IDEMPOTENCY_KEY="alert-42")
     retry = api.post(INCIDENTS, DECLARE, format="json", HTTP_IDEMPOTENCY_KEY="alert-42")
@@ -1092,6 +1096,7 @@ def test_incident_list_query_count_does_not_grow(api, declare, responder, api_se
     assert with_five <= 10
 
 
+@pytest.mark.usefixtures("core_only")  # counts the core's own timeline events
 def test_timeline_query_count_does_not_grow(api, declare):
     now = timezone.now()
     incident = declare(declared_at=now - timedelta(days=1))

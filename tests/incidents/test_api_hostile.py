@@ -501,6 +501,12 @@ def test_schema_bounds_page_size_as_the_api_does(db):
         "/api/v1/alert-rules/": (1, 200),
         "/api/v1/silences/": (1, 200),
         "/api/v1/alert-sources/": (1, 200),
+        "/api/v1/oncall/teams/": (1, 200),
+        "/api/v1/oncall/rotations/": (1, 200),
+        "/api/v1/oncall/overrides/": (1, 200),
+        "/api/v1/oncall/contact-methods/": (1, 200),
+        "/api/v1/oncall/paging-rules/": (1, 200),
+        "/api/v1/pages/": (1, 200),
         "/api/v1/incidents/{reference}/timeline/": (1, 500),
     }
 

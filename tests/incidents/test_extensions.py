@@ -26,6 +26,10 @@ from incidents.models import (
     StatusUpdate,
     TimelineEvent,
 )
+from incidents.paging import Ladder
+from oncall.provider import OnCallPaging
+from oncall.services.activation import activate_on_declared
+from oncall.services.paging import stop_pages_on_transition
 from postmortems.extensions import publish_guard
 from postmortems.services import require_published_postmortem, start_postmortem_on_resolve
 from remediation.services import require_action_items_or_reason
@@ -345,13 +349,37 @@ def test_running_the_apps_ready_again_registers_nothing_twice():
     with extensions.restored():
         before = {name: list(getattr(extensions, name)) for name in ("close_guard", "transitioned")}
         kinds = extensions.timeline_kind_choices()
-        for label in ("incidents", "postmortems", "remediation", "alerts"):
+        paging = extensions.paging.get()
+        for label in ("incidents", "postmortems", "remediation", "alerts", "oncall"):
             apps.get_app_config(label).ready()
         assert {name: list(getattr(extensions, name)) for name in before} == before
         assert list(extensions.close_guard) == [require_published_postmortem]
-        assert list(extensions.transitioned) == [start_postmortem_on_resolve, follow_incident]
+        assert list(extensions.transitioned) == [
+            start_postmortem_on_resolve,
+            follow_incident,
+            stop_pages_on_transition,
+        ]
+        assert list(extensions.declared) == [activate_on_declared]
+        assert extensions.paging.get() is paging
         assert list(publish_guard) == [require_action_items_or_reason]
         assert extensions.timeline_kind_choices() == kinds
+
+
+def test_an_app_takes_the_paging_slot_over_and_isolation_gives_it_back_to_the_ladder():
+    assert isinstance(extensions.paging.get(), OnCallPaging)
+    with extensions.isolated():
+        assert isinstance(extensions.paging.get(), Ladder)
+        assert not extensions.paging.taken_over
+    assert isinstance(extensions.paging.get(), OnCallPaging)
+
+
+def test_a_second_app_cannot_take_a_slot_another_app_holds():
+    class OtherPaging(Ladder):
+        pass
+
+    with pytest.raises(ImproperlyConfigured, match="already provided"):
+        extensions.paging.provide(OtherPaging())
+    assert isinstance(extensions.paging.get(), OnCallPaging)
 
 
 def test_isolation_removes_every_subscriber_and_restores_them_afterwards():
@@ -363,7 +391,11 @@ def test_isolation_removes_every_subscriber_and_restores_them_afterwards():
         extensions.transitioned.register(extra)
         extensions.register_timeline_kind("drill", "Game-day drill")
     assert list(extensions.close_guard) == [require_published_postmortem]
-    assert list(extensions.transitioned) == [start_postmortem_on_resolve, follow_incident]
+    assert list(extensions.transitioned) == [
+        start_postmortem_on_resolve,
+        follow_incident,
+        stop_pages_on_transition,
+    ]
     assert list(publish_guard) == [require_action_items_or_reason]
     assert "drill" not in dict(extensions.timeline_kind_choices())
 
@@ -385,7 +417,9 @@ def test_the_core_lists_no_post_mortem_or_remediation_words():
     # The apps register them, with the labels they always had, after the core's own.
     kinds = extensions.timeline_kind_choices()
     assert kinds[: len(TimelineEvent.Kind.choices)] == TimelineEvent.Kind.choices
-    assert kinds[-2:] == [("review", "Post-incident review"), ("follow_up", "Follow-up work")]
+    registered = kinds[len(TimelineEvent.Kind.choices) :]
+    assert ("review", "Post-incident review") in registered
+    assert ("follow_up", "Follow-up work") in registered
     events = dict(extensions.notification_event_choices())
     assert events["review"] == "Post-incident review"
     assert events["review_published"] == "Post-incident review published"

@@ -43,6 +43,10 @@ Event = Notification.Event
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SECRET = "s3cret"
 
+# The core's outbox and matrix, counted without the apps that add messages of their own
+# (on-call pages the rota on every declaration: tests/oncall).
+pytestmark = pytest.mark.usefixtures("core_only")
+
 
 # --- a real HTTP receiver -------------------------------------------------------------
 

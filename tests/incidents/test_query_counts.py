@@ -153,6 +153,7 @@ def test_update_reminders_cost_the_same_for_any_number_of_incidents(size, storm)
 # --- declaration ----------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("core_only")  # the core's cost; on-call's: tests/oncall
 @pytest.mark.parametrize("service_count, stakeholders", [(1, 1), (5, 10)])
 def test_declaring_costs_the_same_with_any_number_of_services_and_stakeholders(
     service_count, stakeholders, declare, django_user_model

@@ -25,7 +25,9 @@ from incidents.queries import false_positive_count, false_positive_list
 from tests.api import client_for, errors
 from tests.conftest import make_user
 
-pytestmark = pytest.mark.django_db
+# The core's own triage paging (the escalation ladder): with the on-call app, rotations
+# page instead (tests/oncall/test_provider.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("core_only")]
 
 Event = Notification.Event
 Kind = TimelineEvent.Kind

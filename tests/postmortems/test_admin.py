@@ -84,6 +84,7 @@ def test_change_page_shows_the_review_with_its_workflow_step(commander_client, p
     assert 'name="timeline-0-is_key"' in body
 
 
+@pytest.mark.usefixtures("without_activation")  # lists the incident's whole timeline
 def test_commander_edits_sections_adds_a_factor_and_marks_a_key_event(
     commander_client, commander, postmortem
 ):

@@ -343,6 +343,7 @@ def test_patch_without_contributing_factors_keeps_them(api, postmortem):
     assert response.json()["contributing_factors"] == factors
 
 
+@pytest.mark.usefixtures("without_activation")  # lists the incident's whole timeline
 def test_patch_timeline_marks_key_events_and_commentary_by_entry_id(api, postmortem):
     entry = postmortem.timeline.get(is_key=False)  # the commander's role assignment
     key = postmortem.timeline.filter(is_key=True).first()
@@ -373,6 +374,7 @@ def test_patch_that_only_unmarks_a_key_event_keeps_its_commentary(api, postmorte
     assert entry.commentary == "Why this mattered."
 
 
+@pytest.mark.usefixtures("without_activation")  # lists the incident's whole timeline
 def test_patch_timeline_with_unknown_entry_id_is_400_and_changes_nothing(api, postmortem):
     entry = postmortem.timeline.get(is_key=False)
     marks = [

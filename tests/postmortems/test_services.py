@@ -327,6 +327,7 @@ def test_detection_gaps_say_when_acknowledgement_missed_the_response_time(declar
     )
 
 
+@pytest.mark.usefixtures("without_activation")  # lists the incident's whole timeline
 def test_timeline_copies_incident_events_marking_turning_points_key(story):
     postmortem = PostMortem.objects.get(incident=story)
 

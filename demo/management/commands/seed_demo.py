@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from demo.alerts import seed_alerts
+from demo.oncall import seed_oncall
 from incidents import notifications, services
 from incidents.models import (
     DetectionSource,
@@ -186,6 +187,7 @@ class Command(BaseCommand):
         self._services()
         if Incident.objects.exists():
             self.stdout.write("Demo people and services are in place; incidents already exist.")
+            seed_oncall(self.stdout)
             seed_alerts(self.stdout)
             return
         rng = random.Random(options["seed"])
@@ -198,8 +200,9 @@ class Command(BaseCommand):
         with notifications.muted():
             for plan in sorted(plans, key=lambda plan: plan["declare"]["declared_at"]):
                 self._create(rng, **plan)
-        # What monitoring says now: live alerts, a triage candidate (after the history,
-        # so references count up with the calendar).
+        # What is happening now: the rota and a live SEV1 it is paged for; live alerts, a
+        # triage candidate (after the history, so references count up with the calendar).
+        seed_oncall(self.stdout)
         seed_alerts(self.stdout)
         self.stdout.write(
             self.style.SUCCESS(
