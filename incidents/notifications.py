@@ -10,6 +10,7 @@ at-least-once: every attempt carries the same idempotency key.
 """
 
 import contextlib
+import hashlib
 import logging
 import threading
 from collections import defaultdict
@@ -270,8 +271,21 @@ def _recipients(message: Message, matrix: dict) -> list[tuple]:
     return list(unique.values())
 
 
+DEDUP_KEY_LENGTH = Notification._meta.get_field("dedup_key").max_length
+
+
+def make_dedup_key(prefix: str, channel: str, address: str) -> str:
+    """Return the dedup key of a message of `prefix` to (channel, address): the address
+    itself while it fits the column, else its digest (a webhook URL can be 500 long)."""
+    key = f"{prefix}:{channel}:{address}"
+    if len(key) <= DEDUP_KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(address.encode()).hexdigest()
+    return f"{prefix}:{channel}:sha256={digest}"[:DEDUP_KEY_LENGTH]
+
+
 def _dedup_key(message: Message, channel: str, address: str) -> str | None:
-    return f"{message.dedup_prefix}:{channel}:{address}" if message.dedup_prefix else None
+    return make_dedup_key(message.dedup_prefix, channel, address) if message.dedup_prefix else None
 
 
 def _payload(message: Message) -> dict:
@@ -280,10 +294,10 @@ def _payload(message: Message) -> dict:
     if incident is not None:
         payload["incident"] = {
             "reference": incident.reference,
-            # A person paged by their own webhook about a confidential incident may not
-            # be one who may read it: its title goes only to those the matrix allows.
+            # Only the matrix's groups are cleared for confidential incidents; a channel
+            # or a person's own webhook named by the caller gets the reference alone.
             "title": "(confidential)"
-            if incident.confidential and message.contacts
+            if incident.confidential and (message.contacts or message.targets)
             else incident.title,
             "severity": incident.severity.key,
             "status": incident.status,

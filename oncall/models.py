@@ -455,6 +455,13 @@ class Page(models.Model):
     def is_open(self) -> bool:
         return self.acknowledged_at is None and self.stopped_at is None
 
+    @property
+    def state(self) -> str:
+        """ "acknowledged", "stopped" (before anyone answered) or "open"."""
+        if self.acknowledged_at is not None:
+            return "acknowledged"
+        return "stopped" if self.stopped_at is not None else "open"
+
 
 class Escalation(models.Model):
     """That an incident reached a level of its policy for a reason: written once, so a

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.conf import settings
-
-from incidents import notifications, services
 from incidents.models import Incident
 
 from . import schedule
 from .models import OnCallRole, Page
 from .services import escalation, paging
 from .services.activation import teams_of
-from .vocabulary import Event, Kind
 
 # Who triages a candidate: the on-call responder, else the technical lead, else anyone
 # on call for the team (None: any role).
@@ -65,24 +61,10 @@ class OnCallPaging:
             if teams
             else "no team owns its services and there is no default team"
         )
-        services.timeline_record(
-            incident,
-            kind=Kind.PAGING,
-            summary=f"Paged nobody to triage it: {problem}",
-            actor=actor,
-            source=source,
-            occurred_at=when,
-            details={"paged_nobody": True, "problem": problem},
+        # Told to the lead the core names (the commander, else whoever raised it).
+        paging.warn_paged_nobody(
+            incident, problem, actor=actor, source=source, when=when, why="to triage it"
         )
-        if lead is not None:
-            notifications.notify(
-                incident,
-                Event.PAGE_PROBLEM,
-                subject=f"Nobody paged for triage: {incident.reference}: {incident.title}"[:300],
-                message=f"{incident.reference} was raised for triage and nobody was paged: "
-                f"{problem}. Triage it:\n{settings.SITE_URL}{incident.get_absolute_url()}",
-                users=[lead],
-            )
         return []
 
     def escalate(self, now: datetime | None = None) -> int:

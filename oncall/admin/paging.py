@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from incidents import notifications
 from incidents.admin import GuardedHistoryAdmin, ServiceBackedAdmin, badge
 from incidents.errors import DomainError
 from incidents.models import Notification, Source
@@ -342,16 +343,12 @@ DELIVERY_COLORS = {
 }
 
 
-def page_state(page: Page) -> str:
-    if page.acknowledged_at is not None:
-        return "acknowledged"
-    return "stopped" if page.stopped_at is not None else "open"
-
-
 def step_keys(page: Page) -> list[str]:
     """The dedup keys of the outbox rows of the steps sent (paging._step_message's)."""
     return [
-        f"page:{page.pk}:{number}:{step['channel']}:{step['address']}"
+        notifications.make_dedup_key(
+            paging.step_prefix(page, number), step["channel"], step["address"]
+        )
         for number, step in enumerate(page.plan[: page.steps_sent], start=1)
     ]
 
@@ -427,7 +424,7 @@ class PageAdmin(GuardedHistoryAdmin):
 
     @admin.display(description="state")
     def state(self, obj):
-        state = page_state(obj)
+        state = obj.state
         return badge(state, STATE_COLORS[state])
 
     @admin.display(description="plan")

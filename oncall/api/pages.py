@@ -76,9 +76,7 @@ class PageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_state(self, page) -> str:
-        if page.acknowledged_at is not None:
-            return "acknowledged"
-        return "stopped" if page.stopped_at is not None else "open"
+        return page.state
 
 
 class ContactMethodSerializer(serializers.ModelSerializer):

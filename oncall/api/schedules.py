@@ -540,9 +540,14 @@ def _instant(value: str):
             {"at": ["Give the time with its offset (Z or +01:00), so it is unambiguous."]}
         )
     try:
-        return parsed.astimezone(UTC)
+        instant = parsed.astimezone(UTC)
     except OverflowError:
-        raise exceptions.ValidationError({"at": ["Out of the supported date range."]}) from None
+        instant = None
+    # The rota is worked out a shift either side of the instant: the years 1900-9000
+    # leave room for that, as the roster page allows.
+    if instant is None or not 1900 <= instant.year <= 9000:
+        raise exceptions.ValidationError({"at": ["Give a time between the years 1900 and 9000."]})
+    return instant
 
 
 @extend_validation_errors(["invalid"], field_name="at", methods=["get"])

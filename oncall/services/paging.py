@@ -134,7 +134,12 @@ def _step_message(page: Page, step: dict, number: int) -> notifications.Message:
     what = f"{incident.severity.key} {incident.reference}"
     # A confidential incident's title goes only to whoever may already read it.
     title = "a confidential incident" if incident.confidential else incident.title
-    why = page.message or page.get_reason_display()
+    # …nor what a commander wrote when paging by hand (the system's own words, "as
+    # technical lead", "escalation L2", say nothing of it).
+    if incident.confidential and page.reason == Page.Reason.MANUAL:
+        why = page.get_reason_display()
+    else:
+        why = page.message or page.get_reason_display()
     body = (
         f"You are paged for {what}: {title}.\n{why}\n\n"
         f"Acknowledge: {ack_link(page)}\n"
@@ -147,8 +152,13 @@ def _step_message(page: Page, step: dict, number: int) -> notifications.Message:
         message=body,
         contacts=[(step["channel"], step["address"], page.user)],
         # One outbox row per step, however often a round tries to write it.
-        dedup_prefix=f"page:{page.pk}:{number}",
+        dedup_prefix=step_prefix(page, number),
     )
+
+
+def step_prefix(page: Page, number: int) -> str:
+    """The dedup prefix of step `number` of `page` (its outbox row's key starts so)."""
+    return f"page:{page.pk}:{number}"
 
 
 def page_people(
@@ -168,6 +178,8 @@ def page_people(
     each, its first steps in the outbox, one timeline event naming who was paged on which
     channel and who could not be. `why` says what the page is for ("as technical lead").
     Someone already paged and not answering for the same reason is not paged again."""
+    if notifications.is_muted():
+        return Paged()  # history being loaded: nobody is woken for it
     now = now or timezone.now()
     urgency = urgency or urgency_of(incident.severity)
     users = list({user.pk: user for user in users}.values())
@@ -281,13 +293,16 @@ def tell_lead(incident: Incident, problem: str) -> None:
 
 
 def warn_paged_nobody(
-    incident: Incident, problem: str, *, actor=None, source: str, when=None
+    incident: Incident, problem: str, *, actor=None, source: str, when=None, why: str = ""
 ) -> None:
-    """Say on the timeline, and to the lead, that a change pages nobody, and why."""
+    """Say on the timeline, and to the lead, that a change pages nobody (`why`: what for,
+    "to triage it"), and why."""
+    if notifications.is_muted():
+        return
     services.timeline_record(
         incident,
         kind=Kind.PAGING,
-        summary=f"Paged nobody: {problem}"[:1000],
+        summary=f"Paged nobody{' ' + why if why else ''}: {problem}"[:1000],
         actor=actor,
         source=source,
         occurred_at=when or timezone.now(),
@@ -312,8 +327,16 @@ def pages_advance(now: datetime | None = None) -> int:
         return 0
     try:
         with transaction.atomic():
-            # Locked, and read again under the lock: a page acknowledged meanwhile (or
-            # advanced by another worker) has no step due any more, and is left alone.
+            # Locked (their incidents first, in pk order, as every writer of pages locks),
+            # and read again under the lock: a page acknowledged meanwhile (or advanced
+            # by another worker) has no step due any more, and is left alone.
+            incidents = set(Page.objects.filter(pk__in=due).values_list("incident_id", flat=True))
+            list(
+                Incident.objects.select_for_update(of=("self",))
+                .filter(pk__in=incidents)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
             pages = list(
                 Page.objects.select_for_update(of=("self",))
                 .select_related("incident__severity", "user")
@@ -351,9 +374,20 @@ def pages_advance(now: datetime | None = None) -> int:
 @transaction.atomic
 def page_acknowledge(*, page: Page, actor, via: str, source: str, now=None) -> Page:
     """Acknowledge the page: its steps stop. If its incident is still unacknowledged, the
-    incident is acknowledged too (by the person paged), on its timeline."""
+    incident is acknowledged too (by whoever answered: the person paged, through the
+    link; or the commander who answered for them), on its timeline."""
     now = now or timezone.now()
-    page = Page.objects.select_for_update().select_related("incident", "user").get(pk=page.pk)
+    # Locks in the order every writer here takes them, incident first, then its pages in
+    # pk order (pages_advance, and an acknowledgement in the admin that stops the pages):
+    # an acknowledgement racing a round waits for it, never deadlocks with it.
+    services.lock_incident(page.incident)
+    list(
+        Page.objects.select_for_update(of=("self",))
+        .filter(incident_id=page.incident_id)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    page = Page.objects.select_related("incident", "user").get(pk=page.pk)
     if page.acknowledged_at is not None:
         raise StateConflict(
             f"This page was already acknowledged at {page.acknowledged_at:%Y-%m-%d %H:%M} UTC "
@@ -376,7 +410,9 @@ def page_acknowledge(*, page: Page, actor, via: str, source: str, now=None) -> P
     # A triage page answered is someone looking, not the candidate accepted: that stays
     # a decision made with accept or decline.
     if incident.acknowledged_at is None and incident.status == Status.DECLARED:
-        services.incident_acknowledge(incident=incident, actor=page.user, source=source)
+        services.incident_acknowledge(
+            incident=incident, actor=services.acting_user(actor) or page.user, source=source
+        )
     return page
 
 
@@ -388,7 +424,7 @@ def pages_stop(incident: Incident, *, because: str, reasons=None, now=None) -> i
     )
     if reasons is not None:
         pages = pages.filter(reason__in=reasons)
-    pages = list(pages.select_for_update())
+    pages = list(pages.select_for_update(of=("self",)).order_by("pk"))
     for page in pages:
         page.stopped_at = now
         page.stopped_because = because[:200]
@@ -401,14 +437,21 @@ def pages_stop(incident: Incident, *, because: str, reasons=None, now=None) -> i
 ENDED = {Status.RESOLVED, Status.CLOSED, Status.CANCELLED}
 
 
+# Pages that ask "is anyone there?": answered once someone acknowledges the incident.
+# A page that staffs a role (activation, or by hand) asks its person to take it, and
+# repeats until they acknowledge it or the incident ends.
+WAKE_UP = [Page.Reason.TRIAGE, Page.Reason.ESCALATION]
+
+
 def stop_pages_on_transition(event) -> None:
     """Subscriber of `transitioned`: accepting a triage candidate stops its triage pages;
-    acknowledging, resolving or cancelling an incident stops all of them."""
+    acknowledging the incident stops the pages that escalated it; resolving or
+    cancelling it stops every page."""
     incident = event.incident
     who = event.actor.get_username() if event.actor is not None else "the system"
     if event.to_status in ENDED:
         pages_stop(incident, because=f"{incident.get_status_display().lower()} by {who}")
     elif event.from_status == Status.DECLARED:
-        pages_stop(incident, because=f"acknowledged by {who}")
+        pages_stop(incident, because=f"acknowledged by {who}", reasons=WAKE_UP)
     elif event.from_status == Status.TRIAGE:
         pages_stop(incident, because=f"accepted by {who}", reasons=[Page.Reason.TRIAGE])

@@ -159,12 +159,12 @@ def page_by_hand(db):
     from oncall.models import Page
     from oncall.services.paging import page_people
 
-    def _page(incident, *users, why="by hand", now=None):
+    def _page(incident, *users, why="by hand", now=None, reason=Page.Reason.MANUAL):
         with transaction.atomic():
             return page_people(
                 incident=incident,
                 users=users,
-                reason=Page.Reason.MANUAL,
+                reason=reason,
                 why=why,
                 source=Source.API,
                 now=now,

@@ -162,17 +162,38 @@ def test_acknowledging_a_page_of_an_incident_already_acknowledged_leaves_it_alon
     assert incident.history.latest().history_user == commander
 
 
-def test_acknowledging_the_incident_stops_its_pages(
+def test_acknowledging_the_incident_stops_the_pages_that_escalated_it(
     db, clock, bob_rules, declare, commander, responder, page_by_hand
 ):
     incident = declare()
-    [page] = page_by_hand(incident, responder).pages
+    [page] = page_by_hand(incident, responder, reason=Page.Reason.ESCALATION).pages
     services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
     page.refresh_from_db()
     assert page.stopped_at == START and page.stopped_because == "acknowledged by alice"
     clock.move_to(START + timedelta(hours=1))
     assert paging.pages_advance() == 0
     assert page_rows(page).count() == 1
+
+
+def test_a_page_that_staffs_a_role_repeats_until_its_person_answers(
+    db, clock, bob_rules, declare, commander, responder, page_by_hand
+):
+    # Someone acknowledging the incident does not mean the scribe knows they are one.
+    incident = declare()
+    [page] = page_by_hand(incident, responder, reason=Page.Reason.ACTIVATION).pages
+    services.incident_acknowledge(incident=incident, actor=commander, source=Source.ADMIN)
+    clock.move_to(START + timedelta(minutes=5))
+    assert paging.pages_advance() == 1
+    paging.page_acknowledge(page=page, actor=responder, via="admin", source=Source.ADMIN)
+    clock.move_to(START + timedelta(hours=1))
+    assert paging.pages_advance() == 0
+    # Resolving it stops whatever is still open.
+    [other] = page_by_hand(incident, commander, reason=Page.Reason.ACTIVATION).pages
+    services.incident_transition(
+        incident=incident, to_status=Status.RESOLVED, actor=commander, source=Source.ADMIN
+    )
+    other.refresh_from_db()
+    assert other.stopped_at is not None and other.next_step_at is None
 
 
 def test_paging_someone_still_paged_for_the_same_reason_does_not_page_again(
@@ -285,3 +306,23 @@ def test_a_webhook_page_of_a_confidential_incident_carries_no_title(
     sent = Notification.objects.get(incident=incident, recipient=responder, channel="webhook")
     assert sent.payload["incident"]["reference"] == incident.reference
     assert "Secret breach" not in json.dumps(sent.payload) + sent.subject + sent.body
+
+
+def test_a_long_webhook_address_still_gets_each_step_once(
+    clock, declare, responder, make_method, make_rule
+):
+    # Chat webhooks run long; the key that makes a step once must still fit its column.
+    url = "https://hooks.example.com/" + "x" * 400
+    make_rule(make_method(responder, "webhook", url), repeat_every=10, repeat_times=1)
+    incident = declare()
+    paging.page_people(
+        incident=incident, users=[responder], reason=Page.Reason.MANUAL, why="by hand",
+        source=Source.API,
+    )  # fmt: skip
+    clock.move_to(START + timedelta(minutes=10))
+    assert paging.pages_advance() == 1
+    assert paging.pages_advance() == 0
+    keys = list(
+        Notification.objects.filter(recipient=responder).values_list("dedup_key", flat=True)
+    )
+    assert len(set(keys)) == 2 and all(len(key) <= 200 for key in keys)

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from incidents import extensions
 from incidents.models import Notification, Status
-from oncall.models import ContactMethod, PagingRule
+from oncall.models import ContactMethod, Page, PagingRule
 from oncall.services.paging import stop_pages_on_transition
 from oncall.vocabulary import Event
 
@@ -198,7 +198,7 @@ def test_the_pages_list_costs_the_same_few_queries_at_any_size(
 @pytest.mark.django_db
 def test_the_pages_list_filters_by_state(client, declare, commander, responder, page_by_hand):
     incident = declare()
-    [open_page] = page_by_hand(incident, commander).pages
+    [open_page] = page_by_hand(incident, commander, reason=Page.Reason.ESCALATION).pages
     [answered] = page_by_hand(incident, responder).pages
     client.force_login(responder)
     client.post(PAGES, {"action": "acknowledge", "_selected_action": [answered.pk]})

@@ -335,6 +335,9 @@ def test_now_defaults_to_the_present(api, platform):
         ({"at": "2026-01-14T12:00"}, "at"),
         ({"at": "2026-13-40T12:00Z"}, "at"),
         ({"at": "0001-01-01T00:00+05:00"}, "at"),
+        # The ends of the calendar: a shift either side would overflow.
+        ({"at": "9999-12-31T12:00:00Z"}, "at"),
+        ({"at": "0001-01-01T00:00Z"}, "at"),
         ({"role": "boss"}, "role"),
         ({"team": "nowhere"}, "team"),
     ],
