@@ -21,8 +21,11 @@ def role_assign(
     actor=None,
     source: str,
     occurred_at: datetime | None = None,
+    tell_holder: bool = True,
 ) -> RoleAssignment:
-    """Give `user` the role, relieving the previous holder (kept, with relieved_at)."""
+    """Give `user` the role, relieving the previous holder (kept, with relieved_at).
+    With `tell_holder` False the new holder gets no "role assigned" message (the caller
+    tells them its own way: on-call pages the people it staffs)."""
     check_assignable(role, user)
     incident = lock_incident(incident)
     when = when_happened(occurred_at, timezone.now(), not_before=incident.detected_at)
@@ -50,7 +53,14 @@ def role_assign(
             save_as(previous, actor)
             stood_down.append(previous)
     return record_assignment(
-        incident, role=role, user=user, actor=actor, source=source, when=when, stood_down=stood_down
+        incident,
+        role=role,
+        user=user,
+        actor=actor,
+        source=source,
+        when=when,
+        stood_down=stood_down,
+        tell_holder=tell_holder,
     )
 
 
@@ -74,6 +84,7 @@ def record_assignment(
     when: datetime,
     stood_down=(),
     outbox: list | None = None,
+    tell_holder: bool = True,
 ) -> RoleAssignment:
     """Write that `user` holds `role` on the locked `incident` from `when`, once the
     checks passed and `stood_down` were relieved: the row, its timeline event, the
@@ -100,7 +111,7 @@ def record_assignment(
         occurred_at=when,
         details={"role": role, "user": user.get_username(), "relieved": relieved},
     )
-    if actor is None or user.pk != getattr(actor, "pk", None):
+    if tell_holder and (actor is None or user.pk != getattr(actor, "pk", None)):
         message = notifications.Message(
             incident,
             notifications.Event.ROLE_ASSIGNED,

@@ -136,8 +136,14 @@ def activate(*, incident: Incident, actor, source: str, now: datetime | None = N
         if user is None:
             uncovered.append(role)
             continue
+        # The page below tells them (once, naming every role they took).
         services.role_assign(
-            incident=incident, role=role, user=user, actor=None, source=Source.SYSTEM
+            incident=incident,
+            role=role,
+            user=user,
+            actor=None,
+            source=Source.SYSTEM,
+            tell_holder=False,
         )
         staffed.setdefault(user.pk, []).append(role)
         people[user.pk] = user

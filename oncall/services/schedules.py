@@ -317,12 +317,25 @@ def _check_override(override: Override) -> None:
     if override.covers_id is not None:
         if override.covers_id == override.user_id:
             raise DomainError("Someone cannot cover their own shifts.", field="covers")
-        if not RotationMember.objects.filter(
+        # A member's shifts, or those of someone covering in an override of the
+        # rotation at the time (covering the cover); anyone else is never on call here.
+        member = RotationMember.objects.filter(
             rotation_id=override.rotation_id, user_id=override.covers_id
-        ).exists():
+        ).exists()
+        covering = (
+            Override.objects.filter(
+                rotation_id=override.rotation_id,
+                user_id=override.covers_id,
+                starts_at__lt=override.ends_at,
+                ends_at__gt=override.starts_at,
+            )
+            .exclude(pk=override.pk)
+            .exists()
+        )
+        if not member and not covering:
             raise DomainError(
-                f"{override.covers} is not a member of {override.rotation.name}; "
-                "leave it empty to cover whoever is on call.",
+                f"{override.covers} is neither a member of {override.rotation.name} nor "
+                "covering in it then; leave it empty to cover whoever is on call.",
                 field="covers",
             )
     override.reason = clean_text(override.reason, field="reason", limit=200)

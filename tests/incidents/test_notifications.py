@@ -821,6 +821,22 @@ def test_disabled_targets_and_inactive_members_get_nothing(declare, django_user_
 
 
 @pytest.mark.django_db
+def test_a_caller_that_tells_the_new_holder_itself_gets_no_role_message(
+    declare, commander, responder
+):
+    incident = declare()
+    assignment = services.role_assign(
+        incident=incident,
+        role=Role.SCRIBE,
+        user=responder,
+        actor=commander,
+        source=Source.ADMIN,
+        tell_holder=False,
+    )
+    assert assignment.user == responder
+    assert not Notification.objects.filter(incident=incident, recipient=responder).exists()
+
+
 def test_assigning_a_role_emails_the_new_holder(
     declare, commander, responder, django_capture_on_commit_callbacks
 ):

@@ -223,3 +223,16 @@ def test_history_loaded_with_notifications_muted_pages_nobody(declare, rota, api
     assert holders(incident) == {}
     assert not Page.objects.exists()
     assert paging_summaries(incident) == []
+
+
+def test_someone_staffed_is_paged_and_not_also_sent_the_role_assigned_email(
+    declare, rota, api_service
+):
+    incident = declare(services=[api_service], severity=Severity.objects.get(key="SEV3"))
+    tess = rota[1][OnCallRole.TECHNICAL_LEAD]
+    events = set(
+        Notification.objects.filter(incident=incident, recipient=tess).values_list(
+            "event", flat=True
+        )
+    )
+    assert events == {"page"}

@@ -8,6 +8,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from incidents.errors import DomainError
 from oncall.models import OnCallRole, Rotation, RotationMember, Team
 from oncall.schedule import on_call, shift_start, shifts
 
@@ -335,6 +336,22 @@ def test_a_later_override_can_cover_the_cover(weekly, make_override, people):
     assert who(utc(2026, 1, 8, 6)) == ["dan"]
     assert who(utc(2026, 1, 8, 13)) == ["cat"]
     assert who(utc(2026, 1, 9, 1)) == ["ann"]
+
+
+@pytest.mark.django_db
+def test_a_cover_from_outside_the_rotation_can_be_covered_in_turn(weekly, make_override, people):
+    # dan is no member: he covers ann, and ben takes an afternoon of dan's cover.
+    make_override(weekly, people["dan"], utc(2026, 1, 7), utc(2026, 1, 9), covers=people["ann"])
+    make_override(
+        weekly, people["ben"], utc(2026, 1, 8, 12), utc(2026, 1, 8, 18), covers=people["dan"]
+    )
+    assert who(utc(2026, 1, 8, 10)) == ["dan"]
+    assert who(utc(2026, 1, 8, 13)) == ["ben"]
+    # Covering someone who is neither a member nor covering then is refused.
+    with pytest.raises(DomainError, match="neither a member"):
+        make_override(
+            weekly, people["ben"], utc(2026, 1, 20), utc(2026, 1, 21), covers=people["dan"]
+        )
 
 
 @pytest.mark.django_db

@@ -204,7 +204,7 @@ def test_an_override_for_someone_not_in_the_rotation_is_refused(
     }
     response = commander_client.post(reverse("admin:oncall_override_add"), data)
     assert response.status_code == 200
-    assert "is not a member of Primary" in response.content.decode()
+    assert "is neither a member of Primary" in response.content.decode()
     assert not Override.objects.exists()
     data["covers"] = people["ann"].pk
     response = commander_client.post(reverse("admin:oncall_override_add"), data)
