@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP) .secret_key
 	@export SECRET_KEY="$${SECRET_KEY:-$$(cat .secret_key)}"; \
 	export PHONE_GATEWAY_URL="$${PHONE_GATEWAY_URL:-http://127.0.0.1:8025/phone}"; \
+	export ONCALL_PRIVATE_WEBHOOKS="$${ONCALL_PRIVATE_WEBHOOKS:-true}"; \
 	$(BIN)/python manage.py migrate --no-input && \
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0 && \
 	$(BIN)/python manage.py seed_demo && \

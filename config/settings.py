@@ -317,6 +317,10 @@ PHONE_GATEWAY_SECRET = env_str("PHONE_GATEWAY_SECRET")
 # --- On-call (the oncall app) ---
 # How long the acknowledge link in a page works.
 ONCALL_ACK_LINK_HOURS = env_int("ONCALL_ACK_LINK_HOURS", 24)
+# Anyone may add a webhook to be paged by, and the worker posts to it: unless allowed
+# here (a closed network, the demo's local sink), only https:// to a public address, so
+# a contact method cannot aim the worker at this machine or the internal network.
+ONCALL_PRIVATE_WEBHOOKS = env_bool("ONCALL_PRIVATE_WEBHOOKS", False)
 
 # Stakeholders sign in on Sitrep's own page (they need no admin access) to read reviews.
 LOGIN_URL = "login"

@@ -9,7 +9,9 @@ method and voids the links already sent.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core import signing
@@ -20,6 +22,7 @@ from django.utils import timezone
 from incidents import notifications
 from incidents.channels import CHANNELS
 from incidents.errors import DomainError, StateConflict
+from incidents.models import ChannelKind
 from incidents.services import acting_user, clean_text, save_as
 
 from ..models import ContactMethod, PagingRule, Urgency
@@ -76,6 +79,30 @@ def _locked(method: ContactMethod) -> ContactMethod:
     )
 
 
+def _check_public_url(address: str) -> None:
+    """Refuse a webhook that is not https://, or whose host is this machine or a private,
+    link-local or reserved address (ONCALL_PRIVATE_WEBHOOKS allows them)."""
+    parts = urlsplit(address)
+    if parts.scheme != "https":
+        raise DomainError("A webhook to be paged by must be an https:// address.", field="address")
+    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if (
+        not host
+        or host == "localhost"
+        or host.endswith((".localhost", ".local", ".internal"))
+        or (ip is not None and not ip.is_global)
+    ):
+        raise DomainError(
+            "A webhook to be paged by must be on a public address, not this machine or the "
+            "internal network.",
+            field="address",
+        )
+
+
 def contact_method_check(*, user, kind: str, address, method: ContactMethod | None = None) -> str:
     """Return `address` stripped; refuse a kind people cannot be paged by, an address its
     channel cannot deliver to, or one `user` already has for that kind."""
@@ -85,6 +112,8 @@ def contact_method_check(*, user, kind: str, address, method: ContactMethod | No
         address, field="address", limit=ADDRESS_LENGTH, required="Give the address to page."
     )
     CHANNELS[kind].check_address(address)
+    if kind in (ChannelKind.WEBHOOK, ChannelKind.SLACK) and not settings.ONCALL_PRIVATE_WEBHOOKS:
+        _check_public_url(address)
     taken = ContactMethod.objects.filter(user=user, kind=kind, address=address)
     if method is not None and method.pk is not None:
         taken = taken.exclude(pk=method.pk)

@@ -295,3 +295,34 @@ def test_changing_a_rule_keeps_it_one_rule(responder, make_method, make_rule):
     )
     assert changed.pk == rule.pk
     assert PagingRule.objects.get().delay == timedelta(minutes=5)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "address",
+    [
+        "http://hooks.example.com/pager",  # not https
+        "https://127.0.0.1/hook",
+        "https://localhost:8080/hook",
+        "https://10.0.0.5/hook",
+        "https://169.254.169.254/latest/meta-data",  # the cloud's metadata service
+        "https://[::1]/hook",
+        "https://db.internal/hook",
+    ],
+)
+def test_a_personal_webhook_cannot_aim_the_worker_at_the_internal_network(responder, address):
+    with pytest.raises(DomainError, match="https|public address"):
+        contacts.contact_method_create(
+            user=responder, kind="webhook", address=address, actor=responder, source=Source.API
+        )
+    assert not ContactMethod.objects.filter(user=responder).exists()
+
+
+@pytest.mark.django_db
+def test_a_closed_network_may_allow_private_webhooks(responder, settings):
+    settings.ONCALL_PRIVATE_WEBHOOKS = True
+    method = contacts.contact_method_create(
+        user=responder, kind="slack", address="http://10.0.0.5/hook", actor=responder,
+        source=Source.API,
+    )  # fmt: skip
+    assert method.address == "http://10.0.0.5/hook"
