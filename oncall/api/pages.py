@@ -45,10 +45,9 @@ class PageSerializer(serializers.ModelSerializer):
     user = serializers.CharField(source="user.username", read_only=True)
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
     state = serializers.SerializerMethodField(help_text="open, acknowledged or stopped.")
-    plan = serializers.ListField(
-        child=serializers.DictField(),
-        read_only=True,
-        help_text='The steps: [{"after": seconds after created_at, "channel", "address"}].',
+    plan = serializers.SerializerMethodField(
+        help_text='The steps: [{"after": seconds after created_at, "channel", "address"}]; '
+        "the addresses only on your own pages, or with the permission to change pages.",
     )
 
     class Meta:
@@ -77,6 +76,14 @@ class PageSerializer(serializers.ModelSerializer):
 
     def get_state(self, page) -> str:
         return page.state
+
+    def get_plan(self, page) -> list[dict]:
+        # Someone's phone number and private webhook are theirs: others see the channels.
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if user is not None and (user.pk == page.user_id or user.has_perm("oncall.change_page")):
+            return page.plan
+        return [{"after": step["after"], "channel": step["channel"]} for step in page.plan]
 
 
 class ContactMethodSerializer(serializers.ModelSerializer):

@@ -281,8 +281,18 @@ def leads_of(incidents) -> dict[int, list]:
 
 
 def tell_lead(incident: Incident, problem: str) -> None:
-    """Tell the incident's commander (or declarer) that paging failed and why."""
+    """Tell the incident's commander (or declarer) that paging failed and why; with
+    neither (a candidate an alert raised), whoever is on call as commander now."""
     lead = leads_of([incident]).get(incident.pk, [])
+    if not lead:
+        from ..schedule import on_call
+        from .activation import teams_of
+
+        lead = [
+            shift.user
+            for shift in on_call(teams=teams_of(incident), role=Role.COMMANDER)
+            if shift.user.is_active
+        ][:1]
     notifications.notify(
         incident,
         Event.PAGE_PROBLEM,

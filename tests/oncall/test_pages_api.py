@@ -53,6 +53,17 @@ def test_a_page_reads_with_its_plan_and_state(bob_page, commander):
 
 
 @pytest.mark.django_db
+def test_someone_elses_page_shows_its_channels_not_their_addresses(
+    bob_page, responder, make_person
+):
+    colleague = make_person("carla", "Responders", is_staff=True)
+    seen = client_for(colleague).get(f"{PAGES}{bob_page.pk}/").json()
+    assert seen["plan"] == [{"after": 0, "channel": "email"}]
+    own = client_for(responder).get(f"{PAGES}{bob_page.pk}/").json()
+    assert own["plan"][0]["address"] == "bob@example.com"
+
+
+@pytest.mark.django_db
 def test_pages_of_a_confidential_incident_are_hidden_from_those_who_may_not_see_it(
     declare, security_type, responder, outsider, security_member, page_by_hand, bob_page
 ):

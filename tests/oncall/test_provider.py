@@ -83,3 +83,20 @@ def test_the_escalation_round_follows_the_policies(declare, make_policy, make_pe
     incident = declare()
     assert extensions.paging.get().escalate() == 1
     assert Page.objects.get(incident=incident, reason="escalation").user.username == "ivy"
+
+
+def test_a_candidate_nobody_leads_tells_the_commander_on_call(
+    declare, team, api_service, make_team, make_rotation, make_person
+):
+    # An alert raised it (no commander, nobody declared it), and its responder cannot be
+    # reached: the rota's commander hears of it.
+    rita = make_person("rita")
+    rita.email = ""
+    rita.save()
+    make_rotation(team, OnCallRole.RESPONDER, members=[rita])
+    desk = make_team("Incident response", is_default=True)
+    make_rotation(desk, OnCallRole.COMMANDER, members=[make_person("cora")])
+    candidate = declare(services=[api_service], triage=True, actor=None)
+    assert candidate.timeline.filter(summary__contains="Cannot page rita").exists()
+    told = Notification.objects.get(incident=candidate, event="page_problem")
+    assert told.recipient.username == "cora"
