@@ -1,7 +1,6 @@
-"""What the alerts admins share: a refused save that shows the form again as typed,
-actions that report counts, and the small renderers of labels and raw text."""
+"""What the alerts admins share: actions that report counts, and the small renderers of
+labels and raw text (a refused save shown again as typed is the core's KeepsTypedInput)."""
 
-import contextlib
 import json
 
 from django.contrib import messages
@@ -22,51 +21,6 @@ PAYLOAD_COLORS = {
 }
 # A raw body shown on a page is cut here: a 1 MiB payload would make a page nobody reads.
 SHOWN_BODY_CHARS = 200_000
-
-
-class Refused(Exception):
-    """A service refused the save; carries its DomainError past ServiceBackedAdmin's
-    catch-all (which redirects, dropping what was typed) to KeepsTypedInput."""
-
-    def __init__(self, error: DomainError):
-        super().__init__(error.message)
-        self.error = error
-
-
-@contextlib.contextmanager
-def refusals():
-    """Turn a service's DomainError into Refused (for KeepsTypedInput)."""
-    try:
-        yield
-    except DomainError as error:
-        raise Refused(error) from error
-
-
-class KeepsTypedInput:
-    """Nothing typed is lost: when a service refuses a save (inside `refusals()`), the
-    admin's transaction unwinds and the page is built again from the same POST, with the
-    refusal as an error on the field it names (or above the form), and saves nothing."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except Refused as refused:
-            request.alerts_refusal = refused.error
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change=change, **kwargs)
-        error = getattr(request, "alerts_refusal", None)
-        if error is None:
-            return form_class
-
-        class RefusedForm(form_class):
-            def clean(self):
-                cleaned = super().clean()
-                self.add_error(error.field if error.field in self.fields else None, error.message)
-                return cleaned
-
-        return RefusedForm
 
 
 def run_each(modeladmin, request, rows, verb: str, call, noun: str | None = None) -> int:

@@ -10,14 +10,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from incidents.admin import GuardedHistoryAdmin, badge
+from incidents.admin import GuardedHistoryAdmin, KeepsTypedInput, badge, refusals
 from incidents.errors import DomainError
 from incidents.queries import user_sees_all_incidents
 
 from .. import services
 from ..models import AlertPayload, AlertSource
 from ..queries import payload_list_visible_to
-from .common import PAYLOAD_COLORS, KeepsTypedInput, pre, pretty_body, refusals, run_each
+from .common import PAYLOAD_COLORS, pre, pretty_body, run_each
 
 Status = AlertPayload.Status
 OPTION_FIELDS = (

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from incidents.admin import ServiceBackedAdmin, badge
+from incidents.admin import KeepsTypedInput, ServiceBackedAdmin, badge, refusals
 from incidents.errors import DomainError
 from incidents.queries import false_positive_list
 
@@ -26,7 +26,7 @@ from ..models import (
     Silence,
     SilenceMatcher,
 )
-from .common import KeepsTypedInput, condition_rows, note_formset_changes, refusals, run_each
+from .common import condition_rows, note_formset_changes, run_each
 from .trial import TryForm, example_payload, try_payload
 
 RULE_FIELDS = (

@@ -7,9 +7,12 @@ from .base import (
     HIDDEN_INCIDENT,
     STATUS_COLORS,
     GuardedHistoryAdmin,
+    KeepsTypedInput,
+    Refused,
     ServiceBackedAdmin,
     VisibleHistoryContext,
     badge,
+    refusals,
 )
 from .contributions import ContributableAdmin, Contributions, Inline, Panel, contribute
 from .incident import IncidentAdmin
@@ -22,9 +25,12 @@ __all__ = [
     "GuardedHistoryAdmin",
     "IncidentAdmin",
     "Inline",
+    "KeepsTypedInput",
     "Panel",
+    "Refused",
     "ServiceBackedAdmin",
     "VisibleHistoryContext",
     "badge",
     "contribute",
+    "refusals",
 ]

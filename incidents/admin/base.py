@@ -1,6 +1,8 @@
 """What every admin of Sitrep shares: history pages that respect visibility, saves and
 actions that go through services, and the status badge."""
 
+import contextlib
+
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -130,3 +132,52 @@ class ServiceBackedAdmin(GuardedHistoryAdmin):
         for message in failed:
             self.message_user(request, message, messages.ERROR)
         return done
+
+
+# --- refusals keep what was typed ------------------------------------------------------
+
+
+class Refused(Exception):
+    """A service refused the save; carries its DomainError past the admin's transaction
+    (which it unwinds) and past ServiceBackedAdmin's catch-all (which redirects, dropping
+    what was typed) to KeepsTypedInput."""
+
+    def __init__(self, error: DomainError):
+        super().__init__(error.message)
+        self.error = error
+
+
+@contextlib.contextmanager
+def refusals():
+    """Turn a service's DomainError into Refused (for KeepsTypedInput)."""
+    try:
+        yield
+    except DomainError as error:
+        raise Refused(error) from error
+
+
+class KeepsTypedInput:
+    """Nothing typed is lost: when a service refuses a save (inside `refusals()`), the
+    admin's transaction unwinds and the page is built again from the same POST, with the
+    refusal as an error on the field it names (or above the form), and saves nothing."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except Refused as refused:
+            request.admin_refusal = refused.error
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        error = getattr(request, "admin_refusal", None)
+        if error is None:
+            return form_class
+
+        class RefusedForm(form_class):
+            def clean(self):
+                cleaned = super().clean()
+                self.add_error(error.field if error.field in self.fields else None, error.message)
+                return cleaned
+
+        return RefusedForm

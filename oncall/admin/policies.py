@@ -45,6 +45,8 @@ class PolicyLevelInline(admin.StackedInline):
 @admin.register(EscalationPolicy)
 class EscalationPolicyAdmin(GuardedHistoryAdmin):
     list_display = ("name", "is_default", "level_count")
+    # Said here: the Count annotation's GROUP BY drops the model's default ordering.
+    ordering = ("name",)
     search_fields = ("name",)
     inlines = [PolicyLevelInline]
 

@@ -1,7 +1,6 @@
 """Teams, rotations (with their members' order) and overrides; this week's roster; and
 each person's calendar feed. Saves go through oncall.services.schedules."""
 
-import contextlib
 from datetime import date, datetime, time, timedelta
 
 from django import forms
@@ -14,7 +13,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from incidents.admin import GuardedHistoryAdmin
+from incidents.admin import GuardedHistoryAdmin, KeepsTypedInput, refusals
 from incidents.errors import DomainError
 from incidents.models import Source
 
@@ -24,52 +23,6 @@ from ..schedule import members_prefetch, on_call, shifts_for
 from ..services import schedules as services
 
 ROSTER_DAYS = 7
-
-
-# --- refusals keep what was typed ---------------------------------------------------------
-
-
-class Refused(Exception):
-    """A service refused the save: carries its DomainError past the admin's transaction
-    (which it unwinds) to KeepsTypedInput, which shows the form again."""
-
-    def __init__(self, error: DomainError):
-        super().__init__(error.message)
-        self.error = error
-
-
-@contextlib.contextmanager
-def refusals():
-    try:
-        yield
-    except DomainError as error:
-        raise Refused(error) from error
-
-
-class KeepsTypedInput:
-    """Nothing typed is lost: a refused save builds the page again from the same POST,
-    with the refusal on the field it names (or above the form), and saves nothing."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except Refused as refused:
-            request.oncall_refusal = refused.error
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change=change, **kwargs)
-        error = getattr(request, "oncall_refusal", None)
-        if error is None:
-            return form_class
-
-        class RefusedForm(form_class):
-            def clean(self):
-                cleaned = super().clean()
-                self.add_error(error.field if error.field in self.fields else None, error.message)
-                return cleaned
-
-        return RefusedForm
 
 
 class ScheduleAdmin(KeepsTypedInput, GuardedHistoryAdmin):
@@ -153,6 +106,8 @@ class TeamAdmin(ScheduleAdmin):
     form = TeamForm
     list_display = ("name", "slug", "is_default", "escalation_policy", "people", "rotation_count")
     list_select_related = ("escalation_policy",)
+    # Said here: the Count annotation's GROUP BY drops the model's default ordering.
+    ordering = ("name",)
     list_filter = ("is_default",)
     search_fields = ("name", "slug", "description")
     prepopulated_fields = {"slug": ("name",)}
