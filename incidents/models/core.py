@@ -175,6 +175,15 @@ class IncidentQuerySet(models.QuerySet):
 class Incident(models.Model):
     reference = models.CharField(max_length=20, unique=True, editable=False)
     title = models.CharField(max_length=200)
+    # What the public status page calls the incident; until it is set (or a public
+    # update is posted) the incident stays off that page: the internal title is never
+    # shown there (DESIGN.md: the public sees only what was written for it).
+    public_title = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The title on the public status page; empty keeps the incident off it "
+        "until a public update is posted.",
+    )
     summary = models.TextField(blank=True)
     severity = models.ForeignKey(Severity, on_delete=models.PROTECT, related_name="incidents")
     incident_type = models.ForeignKey(

@@ -34,6 +34,7 @@ from .timeline import timeline_record
 EDITABLE_FIELDS = frozenset(
     {
         "title",
+        "public_title",
         "summary",
         "customer_impact",
         "estimated_users_affected",
