@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench bench-outbox bench-alerts bench-oncall clean
+.PHONY: run test lint audit format bench bench-outbox bench-alerts bench-oncall bench-console clean
 
 # Reinstall whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -68,6 +68,13 @@ bench-outbox: $(STAMP)
 # "Who is on call" for 50 teams, and the paging watchdogs beside 100,000 quiet incidents.
 bench-oncall: $(STAMP)
 	$(BIN)/python bench/oncall.py
+
+# The commander's console (dashboard, incident list, war room, status page, search) at
+# 100,000 incidents and 1,000,000 timeline events on PostgreSQL. DATABASE_URL names the
+# database (default sitrep_bench): created if missing, filled once (about a minute), reused.
+# BENCH_ARGS="--json results.json --plans" saves the figures and prints the search plans.
+bench-console: $(STAMP)
+	$(BIN)/python bench/console.py $(BENCH_ARGS)
 
 # Alert intake throughput: gunicorn (2 workers) on PostgreSQL, load from a second process,
 # beside pgbench's single-row INSERT ceiling (pgbench comes with Debian's postgresql-contrib).

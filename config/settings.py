@@ -67,7 +67,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "incidents.apps.SitrepAdminConfig",  # django.contrib.admin, with the dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -278,6 +278,10 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
 
+# The public status page, JSON and feed are cached this long (0: not at all); a change
+# the public may see shows at once regardless (incidents/status_page.py: the cache).
+STATUS_PAGE_CACHE_SECONDS = env_int("STATUS_PAGE_CACHE_SECONDS", 30)
+
 # Throttle counters must be shared by every web worker: Redis when there is one.
 if REDIS_URL:
     CACHES = {
@@ -311,7 +315,9 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 30)
 NOTIFY_HTTP_TIMEOUT = env_int("NOTIFY_HTTP_TIMEOUT", 10)
 # Where people reach this Sitrep: links in notifications (no request to build them from).
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Unset, the address `make run` serves on (Procfile: 127.0.0.1, port WEB_PORT).
+WEB_PORT = env_int("WEB_PORT", 8000)
+SITE_URL = (env_str("SITE_URL") or f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 # Texts and phone calls go to an SMS/voice gateway (any that takes a JSON webhook: a
 # small adapter in front of Twilio, Vonage, an SMS modem), signed with the secret.
 PHONE_GATEWAY_URL = env_str("PHONE_GATEWAY_URL")

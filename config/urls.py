@@ -1,6 +1,7 @@
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
@@ -12,8 +13,20 @@ admin.site.site_header = "Sitrep"
 admin.site.site_title = "Sitrep"
 admin.site.index_title = "Incident response"
 
+
+class FaviconView(RedirectView):
+    """Browsers ask for /favicon.ico whatever the page links: send them to ours. Resolved
+    per request, since the static file's (hashed) name is known only once collected."""
+
+    permanent = False
+
+    def get_redirect_url(self, *args, **kwargs):
+        return static("incidents/favicon.svg")
+
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("favicon.ico", FaviconView.as_view(), name="favicon"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -41,4 +54,6 @@ urlpatterns = [
     ),
 ]
 
+handler403 = "incidents.api.errors.permission_denied"
 handler404 = "incidents.api.errors.not_found"
+handler500 = "incidents.api.errors.server_error"

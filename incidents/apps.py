@@ -1,5 +1,25 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
+
+
+class SitrepAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin with Sitrep's site (the dashboard) as the default site;
+    named in INSTALLED_APPS in place of "django.contrib.admin"."""
+
+    # Not the config "incidents" picks up by itself: that is IncidentsConfig.
+    default = False
+    default_site = "incidents.admin.site.SitrepAdminSite"
+
+    def ready(self):
+        # Import the site's package before anything touches `admin.site`: the package
+        # registers admins on that lazy site as it loads, and the site class lives in it,
+        # so the site must be first set up from inside that import, not around it
+        # (which would set it up twice and lose the registrations).
+        import_module("incidents.admin")
+        super().ready()
 
 
 class IncidentsConfig(AppConfig):

@@ -1,12 +1,37 @@
 """Reads shared by admin, API, CLI and pages."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OrderBy,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
-from .models import Incident, Notification, Role, RoleAssignment, Status
+from .business_time import add_business_time
+from .models import (
+    OPEN_STATUSES,
+    BusinessCalendar,
+    Incident,
+    Notification,
+    Role,
+    RoleAssignment,
+    Severity,
+    Status,
+)
 
 
 def user_sees_all_incidents(user) -> bool:
@@ -117,3 +142,144 @@ def current_role_holders(incident: Incident) -> dict[str, list]:
     for assignment in incident.roles.filter(relieved_at__isnull=True).select_related("user"):
         holders.setdefault(assignment.role, []).append(assignment.user)
     return holders
+
+
+# --- what needs attention now: the dashboard, and the incident list's filters and order ---
+
+# Severities at or above this rank (SEV1, SEV2) must have a commander while open.
+COMMANDER_NEEDED_RANK = 2
+# Statuses in which an incident owes stakeholders status updates (watchdogs.WORKING).
+UPDATES_OWED = (Status.DECLARED, Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
+
+
+def _business_ack_cutoff(severity, now: datetime, calendar) -> datetime:
+    """Return the instant T such that an incident of `severity` declared before T has
+    passed its business-hours acknowledgement deadline at `now`, and one declared at or
+    after T has not. The deadline only grows with the declaration time, and is never
+    earlier than declared + the response time, so a bisection over the declaration time
+    finds T exactly (to the microsecond) without reading a row."""
+    within = severity.acknowledge_within
+    late = now - within  # declared at or after this: the deadline is still ahead
+    span = within + timedelta(days=1)
+    for _ in range(16):  # a calendar with one working hour a week needs a few doublings
+        if add_business_time(now - span, within, calendar) < now:
+            break
+        span *= 2
+    early = now - span  # overdue (or as far back as anyone waits)
+    while late - early > timedelta(microseconds=1):
+        middle = early + (late - early) / 2
+        if add_business_time(middle, within, calendar) < now:
+            early = middle
+        else:
+            late = middle
+    return late
+
+
+def ack_overdue_q(now: datetime, severities=None) -> Q:
+    """Return a filter for the incidents past their acknowledgement deadline at `now`.
+
+    The deadline depends on the severity (data) and, for some, on the business calendar,
+    which SQL cannot count; so the cut-off declaration time of each severity is worked
+    out here (Incident.ack_due_at's rule, exactly) and the database compares declared_at
+    with it — the (status, declared_at) index serves every branch."""
+    severities = list(Severity.objects.all()) if severities is None else severities
+    calendar = None
+    if any(severity.response_in_business_hours for severity in severities):
+        calendar = BusinessCalendar.current()
+    branches = Q(pk__in=[])
+    for severity in severities:
+        if severity.response_in_business_hours and calendar is not None:
+            cutoff = _business_ack_cutoff(severity, now, calendar)
+        else:
+            cutoff = now - severity.acknowledge_within
+        branches |= Q(severity_id=severity.pk, declared_at__lt=cutoff)
+    return Q(status=Status.DECLARED, acknowledged_at__isnull=True) & branches
+
+
+def update_overdue_q(now: datetime, severities=None) -> Q:
+    """Return a filter for the incidents whose next status update is overdue at `now`
+    (watchdogs.next_update_due's rule); the queryset needs `last_update_due`
+    (watchdogs.with_last_update_due)."""
+    severities = list(Severity.objects.all()) if severities is None else severities
+    by_cadence = Q(pk__in=[])
+    for severity in severities:
+        by_cadence |= Q(severity_id=severity.pk, declared_at__lt=now - severity.update_every)
+    promised = Q(last_update_due__isnull=False, last_update_due__lt=now)
+    return Q(status__in=UPDATES_OWED, declared_at__isnull=False) & (
+        promised | (Q(last_update_due__isnull=True) & by_cadence)
+    )
+
+
+def without_commander_q() -> Q:
+    """Return a filter for the incidents nobody commands now (an indexed NOT EXISTS)."""
+    commanded = RoleAssignment.objects.filter(
+        incident=OuterRef("pk"), role=Role.COMMANDER, relieved_at__isnull=True
+    )
+    return ~Exists(commanded)
+
+
+def attention_q(now: datetime, severities=None) -> Q:
+    """Return the filter of "needs attention now": triage candidates waiting, incidents
+    not acknowledged (overdue or not yet), status updates overdue, and open SEV1/SEV2
+    without a commander. The queryset needs `last_update_due`."""
+    severities = list(Severity.objects.all()) if severities is None else severities
+    return (
+        Q(status=Status.TRIAGE)
+        | Q(status=Status.DECLARED, acknowledged_at__isnull=True)
+        | update_overdue_q(now, severities)
+        | (
+            Q(status__in=OPEN_STATUSES, severity__rank__lte=COMMANDER_NEEDED_RANK)
+            & without_commander_q()
+        )
+    )
+
+
+def overdue_expression(now: datetime, severities=None) -> Case:
+    """Return 1 when the acknowledgement or the next update is overdue at `now`, else 0.
+    The queryset needs `last_update_due`."""
+    severities = list(Severity.objects.all()) if severities is None else severities
+    late = ack_overdue_q(now, severities) | update_overdue_q(now, severities)
+    # The outer test first: CASE evaluates the inner one (and the latest update's
+    # subquery in it) only for incidents still being worked, not for every closed one.
+    return Case(
+        When(
+            Q(status__in=UPDATES_OWED, declared_at__isnull=False),
+            then=Case(When(late, then=Value(1)), default=Value(0)),
+        ),
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def urgency_ordering(now: datetime, severities=None) -> list:
+    """Return the triage order: overdue first, then the most severe, then the oldest
+    (declared, or raised for a triage candidate), then by pk. Expressions, not names, so
+    the admin can apply it before and after its annotations alike."""
+    return [
+        OrderBy(overdue_expression(now, severities), descending=True),
+        F("severity__rank").asc(),
+        OrderBy(Coalesce("declared_at", "created_at")),
+        F("pk").asc(),
+    ]
+
+
+def incident_list_held_by(user, queryset: QuerySet | None = None) -> QuerySet:
+    """Return the incidents in which `user` holds a role now (any role)."""
+    queryset = Incident.objects.all() if queryset is None else queryset
+    held = RoleAssignment.objects.filter(user=user, relieved_at__isnull=True)
+    return queryset.filter(pk__in=held.values("incident_id"))
+
+
+def open_counts_by_severity(user) -> list[dict]:
+    """Return [{"severity": Severity, "count": n}] of the open incidents `user` may
+    see, for every severity (zeros included), most severe first: two queries."""
+    counts = dict(
+        incident_list_visible_to(user, Incident.objects.open())
+        .order_by()
+        .values_list("severity_id")
+        .annotate(count=Count("pk"))
+    )
+    return [
+        {"severity": severity, "count": counts.get(severity.pk, 0)}
+        for severity in Severity.objects.order_by("rank")
+    ]

@@ -1,34 +1,45 @@
 """Public pages: the status page, its JSON twin and its Atom feed. No login."""
 
+import json
+
 from django.contrib.syndication.views import Feed
-from django.http import JsonResponse
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Prefetch
+from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.feedgenerator import Atom1Feed
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import cache_control
 
-from .models import Audience, StatusUpdate
+from . import status_page as public
+from .models import Audience, Service, StatusUpdate
 from .services import UNPRINTABLE
-from .status_page import incident_as_json, public_incidents, status_overview
 
 
-@cache_control(public=True, max_age=30)
+# Browsers ask again on every visit (no-cache): the server's own cache answers in a few
+# milliseconds and is dropped the moment a public update is posted, where a browser
+# holding a copy for 30 s would hide that update from the person who just posted it.
+@cache_control(public=True, no_cache=True)
 def status_page(request):
-    return render(request, "status/page.html", status_overview())
-
-
-@cache_control(public=True, max_age=30)
-def status_json(request):
-    overview = status_overview()
-    return JsonResponse(
-        {
-            "generated_at": overview["generated_at"],
-            "overall": overview["overall"],
-            "services": overview["services"],
-            "open_incidents": [incident_as_json(i) for i in overview["open_incidents"]],
-            "recent_incidents": [incident_as_json(i) for i in overview["recent_incidents"]],
-        }
+    # The body is cached, the page around it is not: base.html may carry per-response
+    # parts (a CSP nonce) that a cached copy would get wrong.
+    body = public.cached(
+        "page", lambda: render_to_string("status/body.html", public.status_overview())
     )
+    return render(request, "status/page.html", {"body": mark_safe(body)})  # noqa: S308
+
+
+@cache_control(public=True, no_cache=True)
+def status_json(request):
+    content = public.cached(
+        "json",
+        lambda: json.dumps(
+            public.overview_as_json(public.status_overview()), cls=DjangoJSONEncoder
+        ),
+    )
+    return HttpResponse(content, content_type="application/json")
 
 
 class StatusFeed(Feed):
@@ -36,22 +47,46 @@ class StatusFeed(Feed):
     title = "Service status"
     subtitle = "Public updates on incidents affecting our services."
 
+    def __call__(self, request, *args, **kwargs):
+        # Links in the feed are absolute, built from the request's host: one copy per host.
+        def build():
+            response = super(StatusFeed, self).__call__(request, *args, **kwargs)
+            return response.content, response["Content-Type"], response.get("Last-Modified")
+
+        key = f"feed:{request.scheme}://{request.get_host()}"
+        content, content_type, last_modified = public.cached(key, build)
+        response = HttpResponse(content, content_type=content_type)
+        if last_modified:
+            response["Last-Modified"] = last_modified
+        return response
+
     def link(self):
         return reverse("status-page")
 
     def items(self):
         return (
             StatusUpdate.objects.filter(
-                audience=Audience.PUBLIC, incident__in=public_incidents().values("pk")
+                audience=Audience.PUBLIC, incident__in=public.public_incidents().values("pk")
             )
             .select_related("incident")
-            .order_by("-published_at")[:50]
+            .prefetch_related(
+                Prefetch(
+                    "incident__services",
+                    queryset=Service.objects.filter(public=True).order_by("name"),
+                    to_attr="public_services",
+                )
+            )
+            # Newest first by id, the order they were posted in (published_at is the time
+            # of posting): a backward walk of the primary key that stops at 50.
+            .order_by("-pk")[:50]
         )
 
     # The services keep unprintable characters out; rows written before they did may
     # still hold one, and XML cannot carry it (the whole feed would fail).
     def item_title(self, item):
-        return UNPRINTABLE.sub("", f"{item.incident.title} — {item.get_status_display()}")
+        name = public.public_name(item.incident.public_title, item.incident.public_services)
+        label = public.PHASES[public.phase_of(item.status)][0]
+        return UNPRINTABLE.sub("", f"{name} — {label}")
 
     def item_description(self, item):
         return UNPRINTABLE.sub("", item.summary)

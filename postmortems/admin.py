@@ -11,13 +11,21 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from incidents.admin import ContributableAdmin, ServiceBackedAdmin, badge, contribute
+from incidents.admin import (
+    ContributableAdmin,
+    KeepsTypedInput,
+    ServiceBackedAdmin,
+    badge,
+    contribute,
+    refusals,
+)
+from incidents.admin.contributions import contribute_dashboard
 from incidents.errors import DomainError
 from incidents.formatting import short_duration
 from incidents.models import Incident, Source
 from incidents.queries import active_users, incident_list_visible_to
 
-from . import services
+from . import dashboard, services
 from .models import (
     BLAMELESS_NOTE,
     SECTIONS,
@@ -101,7 +109,8 @@ class PostMortemForm(forms.ModelForm):
         required=False,
         label="Next step",
         choices=[("", "— just save —"), *WORKFLOW.items()],
-        help_text="Runs after your edits are saved.",
+        help_text="Runs after your edits are saved; if it is refused, nothing is saved "
+        "and the page keeps what you typed.",
     )
     workflow_comment = forms.CharField(
         required=False,
@@ -201,7 +210,7 @@ class ReviewDecisionInline(admin.TabularInline):
 
 
 @admin.register(PostMortem)
-class PostMortemAdmin(ContributableAdmin, ServiceBackedAdmin):
+class PostMortemAdmin(KeepsTypedInput, ContributableAdmin, ServiceBackedAdmin):
     """Reviews; other apps add to this page with `contribute(PostMortem, ...)`."""
 
     form = PostMortemForm
@@ -355,6 +364,12 @@ class PostMortemAdmin(ContributableAdmin, ServiceBackedAdmin):
     # --- saving through services ------------------------------------------------------
 
     def save_model(self, request, obj, form, change):
+        # A refusal here or in save_related re-shows the page with everything typed
+        # (KeepsTypedInput): the root cause written before "Submit" is not lost.
+        with refusals():
+            self._save_model(request, obj, form, change)
+
+    def _save_model(self, request, obj, form, change):
         data = form.cleaned_data
         fields = {
             name: data[name]
@@ -374,13 +389,18 @@ class PostMortemAdmin(ContributableAdmin, ServiceBackedAdmin):
     def save_related(self, request, form, formsets, change):
         # The many-to-many fields were written by the service; the inlines remain, then
         # the workflow step, which may make the review read-only.
-        for formset in formsets:
-            self.save_formset(request, form, formset, change)
-        step = form.cleaned_data.get("workflow")
+        with refusals():
+            for formset in formsets:
+                self.save_formset(request, form, formset, change)
+            step = form.cleaned_data.get("workflow")
+            if step:
+                message = run_step(
+                    form.instance,
+                    step,
+                    request.user,
+                    form.cleaned_data.get("workflow_comment", ""),
+                )
         if step:
-            message = run_step(
-                form.instance, step, request.user, form.cleaned_data.get("workflow_comment", "")
-            )
             self.message_user(request, message, messages.SUCCESS)
 
     def save_formset(self, request, form, formset, change):
@@ -485,3 +505,4 @@ contribute(
     actions=[start_postmortem],
     fieldsets=[("Post-incident review", {"fields": (postmortem_link,)})],
 )
+contribute_dashboard(dashboard.PANEL)  # reviews I own or review that are due

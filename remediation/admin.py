@@ -14,13 +14,14 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from incidents.admin import Inline, ServiceBackedAdmin, badge, contribute
+from incidents.admin.contributions import contribute_dashboard
 from incidents.errors import DomainError
 from incidents.models import Incident, Service, Severity, Source
 from incidents.queries import active_users, incident_list_visible_to
 from postmortems.models import PostMortem
 from postmortems.queries import postmortem_list_visible_to
 
-from . import services
+from . import dashboard, services
 from .models import ActionItem, ActionItemUpdate, RemediationReport
 from .queries import (
     ReportFilters,
@@ -126,15 +127,29 @@ class ActionItemForm(forms.ModelForm):
             ]
 
 
+def status_label(value: str) -> str:
+    """An item status as people read it ("In progress"); "—" for none."""
+    return dict(Status.choices).get(value, value) or "—"
+
+
 class ActionItemUpdateInline(admin.TabularInline):
     model = ActionItemUpdate
-    fields = ("created_at", "author", "kind", "from_status", "to_status", "note")
-    readonly_fields = ("created_at", "author", "kind", "from_status", "to_status")
+    fields = ("created_at", "author", "kind", "moved_from", "moved_to", "note")
+    readonly_fields = ("created_at", "author", "kind", "moved_from", "moved_to")
     extra = 1
     verbose_name_plural = "Progress (add a note below)"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("author")
+
+    # The update row stores status codes (no choices on the field): show their labels.
+    @admin.display(description="from status")
+    def moved_from(self, obj):
+        return status_label(obj.from_status)
+
+    @admin.display(description="to status")
+    def moved_to(self, obj):
+        return status_label(obj.to_status)
 
     def has_change_permission(self, request, obj=None):
         return False  # progress is a record
@@ -568,6 +583,7 @@ def create_items_on_postmortem(request, form, formset, change):
 
 
 contribute(Incident, inlines=[Inline(ActionItemInline, save=create_items_on_incident)])
+contribute_dashboard(dashboard.PANEL)  # my overdue action items
 contribute(
     PostMortem, inlines=[Inline(PostMortemActionItemInline, save=create_items_on_postmortem)]
 )

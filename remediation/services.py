@@ -279,10 +279,15 @@ def action_item_transition(
     from_status = item.status
     allowed = TRANSITIONS.get(from_status, frozenset())
     if to_status not in allowed:
-        allowed_text = ", ".join(value for value in Status.values if value in allowed)
+        labels = dict(Status.choices)
+        allowed_text = (
+            ", ".join(labels[value].lower() for value in Status.values if value in allowed)
+            or "none"
+        )
+        was, wanted = labels[from_status].lower(), labels.get(to_status, to_status).lower()
         raise StateConflict(
-            f"Action item #{item.pk} cannot move from {from_status} to {to_status}; "
-            f"allowed from {from_status}: {allowed_text}.",
+            f"Action item #{item.pk} cannot move from {was} to {wanted}; "
+            f"allowed from {was}: {allowed_text}.",
             field="status",
         )
     if to_status in (Status.BLOCKED, Status.WONT_DO) and not note:

@@ -156,6 +156,7 @@ def build_world(django_user_model) -> World:
     incidents.incident_update_details(
         incident=conf,
         confidential=True,
+        public_title=marked("public title"),
         incident_type=security,
         actor=w.alice,
         source=Source.ADMIN,

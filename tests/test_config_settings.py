@@ -94,3 +94,21 @@ def test_check_deploy_warns_behind_a_proxy_with_no_proxy_count():
     assert "sitrep.W002" in result.stderr + result.stdout
     result = manage("check", "--deploy", "--fail-level", "WARNING", NUM_PROXIES="1", **production)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def site_url(**env):
+    # WEB_PORT empty unless given: the test run's own environment must not decide.
+    environment = {"SECRET_KEY": "x" * 50, "WEB_PORT": "", **env}
+    code = "from django.conf import settings; print(settings.SITE_URL)"
+    result = manage("shell", "-c", code, **environment)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_site_url_defaults_to_the_port_the_server_listens_on():
+    assert site_url() == "http://127.0.0.1:8000"
+    assert site_url(WEB_PORT="8765") == "http://127.0.0.1:8765"
+    # Said outright, it wins; a trailing slash is dropped.
+    assert site_url(WEB_PORT="8765", SITE_URL="https://sitrep.example.com/") == (
+        "https://sitrep.example.com"
+    )

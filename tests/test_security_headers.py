@@ -96,7 +96,7 @@ def test_admin_pages_carry_the_policy_and_obey_it(commander_client, declare):
         "/admin/",
         "/admin/incidents/incident/",
         f"/admin/incidents/incident/{incident.pk}/change/",
-        "/admin/incidents/incident/add/",
+        "/admin/incidents/incident/declare/",
         f"/admin/incidents/incident/{incident.pk}/history/",
     ):
         response = commander_client.get(url)

@@ -9,11 +9,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from incidents.admin import GuardedHistoryAdmin, Panel, contribute
+from incidents.admin.contributions import contribute_dashboard
 from incidents.models import Incident
 
 from .. import services
 from ..models import Alert, AlertGroup
 from ..queries import alert_group_list_visible_to, alert_list_visible_to
+from . import dashboard
 from .common import admin_link, mapping_table, safe_url, status_badge
 from .intake import may_read_payloads
 
@@ -331,3 +333,4 @@ contribute(
     querysets=[with_alert_counts],
     panels=[Panel("Alerts", alerts_panel)],
 )
+contribute_dashboard(dashboard.PANEL)  # firing alerts in no incident, quiet sources

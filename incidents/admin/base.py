@@ -2,13 +2,16 @@
 actions that go through services, and the status badge."""
 
 import contextlib
+from datetime import date, datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.db.models import prefetch_related_objects
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, PermissionDenied
+from django.db.models import Model, prefetch_related_objects
 from django.http import Http404, HttpResponseRedirect
+from django.utils import formats, timezone
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.template_utils import HistoricalRecordContextHelper
 
@@ -46,8 +49,38 @@ def badge(text: str, color: str):
 HIDDEN_INCIDENT = "(a confidential incident)"
 
 
+# History pages show times to the second, in the zone people read, with its name.
+HISTORY_DATETIME_FORMAT = "j M Y, H:i:s T"
+NO_VALUE = "—"
+
+
+def readable_value(field, value):
+    """Return `value` of model field `field` as a person reads it: a choice's label, a
+    time without microseconds in the local zone, yes/no, "—" for nothing, str() else."""
+    if value is None or value == "" or value == []:
+        return NO_VALUE
+    if isinstance(value, list):
+        return [readable_value(None, item) for item in value]
+    if field is not None and getattr(field, "choices", None) and not isinstance(value, Model):
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        if timezone.is_aware(value):
+            value = timezone.localtime(value)
+        return formats.date_format(value, HISTORY_DATETIME_FORMAT)
+    if isinstance(value, date):
+        return formats.date_format(value, "j M Y")
+    if isinstance(value, timedelta):
+        from .declare import spoken_length  # the severity policy's words, one place
+
+        return spoken_length(value)
+    return value
+
+
 class VisibleHistoryContext(HistoricalRecordContextHelper):
-    """Names in a history diff only the incidents the reader may see."""
+    """Names in a history diff only the incidents the reader may see, and shows each
+    value readably (readable_value) under the field's label."""
 
     def __init__(self, model, historical_record, *, user):
         super().__init__(model, historical_record)
@@ -56,8 +89,10 @@ class VisibleHistoryContext(HistoricalRecordContextHelper):
     def prepare_delta_change_value(self, change, value):
         value = super().prepare_delta_change_value(change, value)
         if isinstance(value, list):
-            return [self._shown(item) for item in value]
-        return self._shown(value)
+            value = [self._shown(item) for item in value]
+        else:
+            value = self._shown(value)
+        return readable_value(self.model._meta.get_field(change.field), value)
 
     def _shown(self, value):
         incident = value if isinstance(value, Incident) else getattr(value, "incident", None)
@@ -78,7 +113,41 @@ class GuardedHistoryAdmin(SimpleHistoryAdmin):
     def history_view(self, request, object_id, extra_context=None):
         if self.get_object(request, unquote(object_id)) is None:
             raise Http404("No such record, or not visible to you.")
+        labels = [
+            self._history_column_label(name) for name in self.get_history_list_display(request)
+        ]
+        extra_context = {**(extra_context or {}), "history_column_labels": labels}
         return super().history_view(request, object_id, extra_context)
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
+        # The page's rows, once: besides their changes, give each its columns and time
+        # as people read them (templates/simple_history/object_history_list.html).
+        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
+        columns = self.get_history_list_display(request)
+        for record in historical_records:
+            record.readable_columns = [
+                self._history_column_value(request, record, name) for name in columns
+            ]
+            record.readable_date = readable_value(None, record.history_date)
+
+    def _history_column_label(self, name):
+        try:
+            return capfirst(self.model._meta.get_field(name).verbose_name)
+        except FieldDoesNotExist:
+            method = getattr(self, name, None)
+            return capfirst(getattr(method, "short_description", name.replace("_", " ")))
+
+    def _history_column_value(self, request, record, name):
+        try:
+            field = self.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            field = None
+        try:
+            value = getattr(record, field.name if field else name, None)
+        except ObjectDoesNotExist:
+            return "(deleted)"
+        helper = self.get_historical_record_context_helper(request, record)
+        return readable_value(field, helper._shown(value))
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method != "GET":

@@ -195,3 +195,65 @@ class ContributableAdmin(admin.ModelAdmin):
             )
             context["contributed_panels"] = [(title, html) for title, html in rendered if html]
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+# --- the commander's dashboard (admin index): panels other apps add ---------------------
+
+# render(request): the panel's HTML (built with format_html or a template), or None to
+# show nothing (nothing to say, or nothing this user may see).
+DashboardRenderer = Callable[..., str | None]
+# run(request, target): do the one-click action on `target` (an id from the POST) through
+# a service; return the success message. A DomainError is shown as the refusal;
+# PermissionDenied or Http404 when the user may not.
+DashboardRunner = Callable[..., str]
+
+# Where a panel sits: "attention" (needs attention now), "mine" (my work), "now".
+DASHBOARD_SECTIONS = ("attention", "mine", "now")
+
+
+@dataclass(frozen=True)
+class DashboardAction:
+    """A one-click button a panel shows (dashboard.action_button); `name` is unique
+    across the dashboard, so prefix it with the app ("oncall.acknowledge_page")."""
+
+    name: str
+    run: DashboardRunner
+
+
+@dataclass(frozen=True)
+class DashboardPanel:
+    """A titled block on the dashboard: in `section`, ordered by `order` then title. Its
+    render runs a fixed number of queries, bounded (LIMIT), whatever the data."""
+
+    title: str
+    render: DashboardRenderer
+    section: str = "attention"
+    order: int = 100
+    actions: tuple[DashboardAction, ...] = ()
+
+    def __post_init__(self):
+        if self.section not in DASHBOARD_SECTIONS:
+            raise ValueError(f"Unknown dashboard section {self.section!r}: {DASHBOARD_SECTIONS}")
+
+
+_dashboard: list[DashboardPanel] = []
+
+
+def contribute_dashboard(*panels: DashboardPanel) -> None:
+    """Add panels to the commander's dashboard; a panel already added is not added again."""
+    _dashboard.extend(panel for panel in panels if panel not in _dashboard)
+
+
+def dashboard_panels(section: str) -> list[DashboardPanel]:
+    """Return the panels contributed to `section`, in their order."""
+    chosen = (panel for panel in _dashboard if panel.section == section)
+    return sorted(chosen, key=lambda panel: (panel.order, panel.title))
+
+
+def dashboard_action(name: str) -> DashboardAction | None:
+    """Return the contributed one-click action called `name`, or None."""
+    for panel in _dashboard:
+        for action in panel.actions:
+            if action.name == name:
+                return action
+    return None

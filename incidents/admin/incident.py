@@ -1,16 +1,17 @@
 """The commander's console: the incident list, its filters and actions, and the page."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME, ActionForm
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.timesince import timesince
+from django.utils.html import format_html, format_html_join
 
 from .. import metrics, services
 from ..errors import DomainError
@@ -26,23 +27,67 @@ from ..models import (
     TimelineEvent,
 )
 from ..queries import (
+    ack_overdue_q,
     active_users,
+    attention_q,
     false_positive_list,
+    incident_list_held_by,
     incident_list_visible_to,
+    update_overdue_q,
+    urgency_ordering,
     with_commander,
+    without_commander_q,
 )
-from ..watchdogs import next_update_due, with_last_update_due
-from .base import STATUS_COLORS, ServiceBackedAdmin, badge
+from ..watchdogs import with_last_update_due
+from .base import STATUS_COLORS, KeepsTypedInput, Refused, ServiceBackedAdmin, badge, refusals
 from .contributions import ContributableAdmin
+from .declare import DeclareViews
 from .incident_inlines import RoleAssignmentInline, StatusUpdateInline, TimelineEventInline
+from .timers import acknowledgement_column, next_update_column
+from .warroom import WarRoomViews
+
+
+def urgency_inputs(request) -> tuple:
+    """Return (now, severities) for the urgency filters and order, read once a request:
+    every filter and the order then agree on what is overdue."""
+    if not hasattr(request, "_sitrep_urgency"):
+        request._sitrep_urgency = (timezone.now(), list(Severity.objects.all()))
+    return request._sitrep_urgency
 
 
 class OpenFilter(admin.SimpleListFilter):
+    """Open incidents unless asked otherwise: the list is for triage. "All" is a choice
+    of its own (open=all), since no parameter means the default.
+
+    The default holds only for the bare list: another filter or a search (status=closed,
+    a reference) looks at every incident, and an action on the rows ticked acts on
+    those rows; "select all" acts on what the list showed."""
+
     title = "open / closed"
     parameter_name = "open"
+    default = "yes"
+
+    def __init__(self, request, params, model, model_admin):
+        # The first filter: `params` still holds every filter's parameter.
+        narrowed = bool(set(params) - {self.parameter_name}) or bool(request.GET.get("q"))
+        ticked = request.method == "POST" and request.POST.get("select_across") != "1"
+        super().__init__(request, params, model, model_admin)
+        self.applies_default = not narrowed and not ticked
 
     def lookups(self, request, model_admin):
-        return (("yes", "Open"), ("no", "Resolved, closed or cancelled"))
+        return (("yes", "Open"), ("no", "Resolved, closed or cancelled"), ("all", "All"))
+
+    def value(self):
+        return super().value() or (self.default if self.applies_default else "all")
+
+    def choices(self, changelist):
+        # Not the stock "All" (which drops the parameter, so means "Open" here).
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
@@ -50,6 +95,77 @@ class OpenFilter(admin.SimpleListFilter):
         if self.value() == "no":
             return queryset.closed()
         return queryset
+
+
+class AttentionFilter(admin.SimpleListFilter):
+    """What the dashboard's "Needs attention now" shows (queries.attention_q)."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Needs attention now"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            now, severities = urgency_inputs(request)
+            return queryset.filter(attention_q(now, severities))
+        return queryset
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "overdue"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Acknowledgement or update overdue"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            now, severities = urgency_inputs(request)
+            late = ack_overdue_q(now, severities) | update_overdue_q(now, severities)
+            return queryset.filter(late)
+        return queryset
+
+
+class MineFilter(admin.SimpleListFilter):
+    title = "mine"
+    parameter_name = "mine"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "I hold a role"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return incident_list_held_by(request.user, queryset)
+        return queryset
+
+
+class CommanderFilter(admin.SimpleListFilter):
+    title = "commander"
+    parameter_name = "commander"
+
+    def lookups(self, request, model_admin):
+        return (("none", "Open, without a commander"),)
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.open().filter(without_commander_q())
+        return queryset
+
+
+class IncidentChangeList(ChangeList):
+    """Rows link to the incident's own page (the war room), not the edit form."""
+
+    def url_for_result(self, result):
+        return result.get_absolute_url()
+
+    def get_ordering_field_columns(self):
+        # The default order is the urgency, which no column shows: mark no column sorted
+        # (Django would mark the model's Meta ordering, declared_at).
+        if ORDER_VAR not in self.params:
+            return {}
+        return super().get_ordering_field_columns()
 
 
 class FalsePositiveFilter(admin.SimpleListFilter):
@@ -136,6 +252,10 @@ class IncidentAdminForm(forms.ModelForm):
             "detected_at",
         )
 
+    # The moves to offer (services.MoveOption), set per request by IncidentAdmin.get_form
+    # since the guards need the user; None offers every move the lifecycle allows.
+    move_options = None
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk is None:
@@ -144,11 +264,34 @@ class IncidentAdminForm(forms.ModelForm):
                 if name in self.fields:
                     self.fields[name].required = False
                     self.fields[name].help_text = "Leave empty for now."
+        zone = timezone.get_current_timezone_name()
+        for name in ("started_at", "detected_at"):
+            if name in self.fields:
+                self.fields[name].help_text += f" Time zone: {zone}."
         if "move_to" in self.fields:
-            allowed = services.allowed_transitions(self.instance.status)
-            self.fields["move_to"].choices = [("", "—")] + [
-                (value, Status(value).label) for value in allowed
+            self._offer_moves()
+
+    def _offer_moves(self):
+        # Offer only what the guards would accept; say why the others are not offered,
+        # rather than let the save throw away what else was typed.
+        options = self.move_options
+        if options is None:
+            options = [
+                services.MoveOption(value, Status(value).label, True)
+                for value in services.allowed_transitions(self.instance.status)
             ]
+        field = self.fields["move_to"]
+        field.choices = [("", "—")] + [
+            (option.status, option.label) for option in options if option.allowed
+        ]
+        refused = [(option.label, option.reason) for option in options if not option.allowed]
+        if refused:
+            # The admin renders help text unescaped: the reasons are escaped here.
+            field.help_text = format_html(
+                "{} Not possible now: {}.",
+                field.help_text,
+                format_html_join("; ", "{} ({})", refused),
+            )
 
     def clean(self):
         cleaned = super().clean()
@@ -170,14 +313,16 @@ class IncidentAdminForm(forms.ModelForm):
 
 
 @admin.register(Incident)
-class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
+class IncidentAdmin(
+    WarRoomViews, DeclareViews, KeepsTypedInput, ContributableAdmin, ServiceBackedAdmin
+):
     """The one incident admin; other apps add to it with `contribute(Incident, ...)`."""
 
     form = IncidentAdminForm
     action_form = IncidentActionForm
     list_display = (
         "reference",
-        "title",
+        "title_cell",
         "severity_badge",
         "status_badge",
         "environment",
@@ -186,9 +331,13 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
         "acknowledgement",
         "next_update",
     )
-    list_display_links = ("reference", "title")
+    list_display_links = ("reference", "title_cell")
     list_filter = (
         OpenFilter,
+        AttentionFilter,
+        OverdueFilter,
+        MineFilter,
+        CommanderFilter,
         "status",
         FalsePositiveFilter,
         "severity",
@@ -242,6 +391,7 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
                 "fields": (
                     ("reference", "status_badge", "acknowledgement", "next_update"),
                     "title",
+                    "public_title",
                     ("severity", "severity_reason"),
                     ("move_to", "move_note"),
                     ("incident_type", "environment"),
@@ -264,6 +414,7 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
         (
             "Milestones",
             {
+                "description": f"Times in {settings.TIME_ZONE}.",
                 "fields": (
                     ("started_at", "detected_at"),
                     ("declared_at", "declared_by"),
@@ -271,7 +422,7 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
                     ("mitigated_at", "resolved_at"),
                     "closed_at",
                     "durations",
-                )
+                ),
             },
         ),
     )
@@ -294,6 +445,14 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
         queryset = incident_list_visible_to(request.user, super().get_queryset(request))
         return with_last_update_due(with_commander(queryset))
 
+    def get_ordering(self, request):
+        # Triage order: overdue first, then the most severe, then the oldest; a column
+        # click sorts by that column instead.
+        return urgency_ordering(*urgency_inputs(request))
+
+    def get_changelist(self, request, **kwargs):
+        return IncidentChangeList
+
     # The add page declares (one service call); the change page holds the rest, and the
     # contributions of other apps (ContributableAdmin).
     def get_fieldsets(self, request, obj=None):
@@ -315,6 +474,9 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
             widget = form.base_fields[name].widget
             widget.can_add_related = widget.can_change_related = False
             widget.can_delete_related = widget.can_view_related = False
+        if obj is not None and "move_to" in form.base_fields:
+            options = services.transition_options(incident=obj, actor=request.user)
+            form = type(form.__name__, (form,), {"move_options": options})
         return form
 
     # --- columns ----------------------------------------------------------------------
@@ -327,7 +489,14 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
     def status_badge(self, obj):
         return badge(obj.get_status_display(), STATUS_COLORS[obj.status])
 
-    @admin.display(description="commander")
+    @admin.display(description="title", ordering="title")
+    def title_cell(self, obj):
+        # Cut to one line by console.css; the whole title shows on hover.
+        return format_html(
+            '<span class="incident-title" title="{}">{}</span>', obj.title, obj.title
+        )
+
+    @admin.display(description="commander", ordering="commander_username")
     def commander(self, obj):
         return getattr(obj, "commander_username", None) or "—"
 
@@ -335,31 +504,20 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
     def declared_ago(self, obj):
         if obj.declared_at is None:
             return "in triage"
-        return f"{timesince(obj.declared_at)} ago"
-
-    @admin.display(description="acknowledgement")
-    def acknowledgement(self, obj):
-        if obj.acknowledged_at is not None:
-            taken = obj.acknowledged_at - (obj.declared_at or obj.acknowledged_at)
-            return format_html("✔ in {}", short_duration(taken))
-        if not obj.is_open or obj.ack_due_at is None:
-            return "—"
-        now = timezone.now()
-        if obj.is_ack_overdue(now):
-            return badge(f"OVERDUE by {short_duration(now - obj.ack_due_at)}", "#b91c1c")
+        # Compact ("3h 15m ago"), so every column fits at 1366 px; the time on hover.
         return format_html(
-            '<span style="color:#b45309">due in {}</span>', short_duration(obj.ack_due_at - now)
+            '<span title="{}">{} ago</span>',
+            timezone.localtime(obj.declared_at).strftime("%Y-%m-%d %H:%M %Z"),
+            short_duration(timezone.now() - obj.declared_at),
         )
+
+    @admin.display(description="ack")
+    def acknowledgement(self, obj):
+        return acknowledgement_column(obj)
 
     @admin.display(description="next update")
     def next_update(self, obj):
-        due = next_update_due(obj, getattr(obj, "last_update_due", None))
-        if due is None:
-            return "—"
-        now = timezone.now()
-        if due < now:
-            return badge(f"update overdue {short_duration(now - due)}", "#b91c1c")
-        return f"in {short_duration(due - now)}"
+        return next_update_column(obj)
 
     @admin.display(description="durations")
     def durations(self, obj):
@@ -374,6 +532,11 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
     # --- saving through services ------------------------------------------------------
 
     def save_model(self, request, obj, form, change):
+        # A refusal re-shows the page with everything typed (KeepsTypedInput).
+        with refusals():
+            self._save_model(request, obj, form, change)
+
+    def _save_model(self, request, obj, form, change):
         data = form.cleaned_data
         if not change:
             created = services.incident_declare(
@@ -431,7 +594,13 @@ class IncidentAdmin(ContributableAdmin, ServiceBackedAdmin):
     def save_related(self, request, form, formsets, change):
         # Services and the m2m were written by the services; only the inlines remain.
         for formset in formsets:
-            self.save_formset(request, form, formset, change)
+            try:
+                self.save_formset(request, form, formset, change)
+            except DomainError as error:
+                # Said above the form: the field it names is the inline's, not the
+                # incident's (an update's summary is not the incident's summary).
+                label = str(formset.model._meta.verbose_name).capitalize()
+                raise Refused(DomainError(f"{label}: {error.message}")) from error
 
     def save_formset(self, request, form, formset, change):
         if self.is_contributed(formset):

@@ -118,7 +118,10 @@ class StatusUpdateInline(admin.TabularInline):
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
-        rendered = obj and notifications.render_template("customer-update", obj)
+        # Only the first update starts from the template: after it, the blank row would
+        # repeat the opening text, which the next update should not say again.
+        first = obj is not None and not obj.updates.exists()
+        rendered = first and notifications.render_template("customer-update", obj)
         if rendered:
             # Pre-fill the blank row from the editable customer-update template.
             class PrefilledForm(formset.form):

@@ -70,9 +70,39 @@ class ErrorResponse422Serializer(serializers.Serializer):
     errors = _Error(many=True)
 
 
+# Django's error views, for what DRF's own handler does not answer (a URL no view
+# matched, a PermissionDenied outside the API's views, a crash): under /api/ in the API's
+# error shape, elsewhere the styled pages (templates/404.html, 403.html, 500.html).
+
+
+def _api_error(status: int, kind: str, code: str, detail: str) -> JsonResponse:
+    error = {"code": code, "detail": detail, "attr": None}
+    return JsonResponse({"type": kind, "errors": [error]}, status=status)
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
 def not_found(request, exception):
-    """404 for URLs no view matched: the API's error shape under /api/, HTML elsewhere."""
-    if request.path.startswith("/api/"):
-        error = {"code": "not_found", "detail": "No such endpoint or record.", "attr": None}
-        return JsonResponse({"type": "client_error", "errors": [error]}, status=404)
+    """404: the API's error shape under /api/, the styled page elsewhere."""
+    if _is_api(request):
+        return _api_error(404, "client_error", "not_found", "No such endpoint or record.")
     return defaults.page_not_found(request, exception)
+
+
+def permission_denied(request, exception):
+    """403: the API's error shape under /api/, the styled page elsewhere."""
+    if _is_api(request):
+        detail = "You do not have permission to perform this action."
+        return _api_error(403, "client_error", "permission_denied", detail)
+    return defaults.permission_denied(request, exception)
+
+
+def server_error(request):
+    """500: the API's error shape under /api/, the styled page elsewhere. The page is
+    static (templates/500.html): it must render when the database is what failed."""
+    if _is_api(request):
+        detail = "Something went wrong on our side; it has been logged."
+        return _api_error(500, "server_error", "error", detail)
+    return defaults.server_error(request)

@@ -202,6 +202,7 @@ class IncidentSerializer(serializers.ModelSerializer):
             "reference",
             "url",
             "title",
+            "public_title",
             "summary",
             "status",
             "severity",
@@ -280,6 +281,13 @@ class IncidentCreateSerializer(serializers.Serializer):
 class IncidentUpdateSerializer(serializers.Serializer):
     title = serializers.CharField(
         max_length=Incident._meta.get_field("title").max_length, required=False
+    )
+    public_title = serializers.CharField(
+        max_length=Incident._meta.get_field("public_title").max_length,
+        allow_blank=True,
+        required=False,
+        help_text="The title on the public status page; empty keeps the incident off it "
+        "until a public update is posted.",
     )
     summary = serializers.CharField(max_length=LONG_TEXT, allow_blank=True, required=False)
     customer_impact = serializers.CharField(max_length=LONG_TEXT, allow_blank=True, required=False)

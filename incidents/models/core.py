@@ -243,7 +243,8 @@ class Incident(models.Model):
         return f"{self.reference} {self.title}"
 
     def get_absolute_url(self):
-        return reverse("admin:incidents_incident_change", args=[self.pk])
+        # The war-room page: where links in notifications and pages send a responder.
+        return reverse("admin:incidents_incident_warroom", args=[self.pk])
 
     @property
     def is_open(self) -> bool:

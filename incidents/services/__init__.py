@@ -49,12 +49,14 @@ from .lifecycle import (
     DECLINE_REASON_REQUIRED,
     MILESTONE_OF_STATUS,
     TRANSITIONS,
+    MoveOption,
     allowed_transitions,
     incident_accept,
     incident_acknowledge,
     incident_change_severity,
     incident_decline,
     incident_transition,
+    transition_options,
 )
 from .roles import role_assign, role_relieve
 from .timeline import timeline_add_entry, timeline_record, timeline_record_many
@@ -74,6 +76,7 @@ __all__ = [
     "NOTE_TEXT",
     "TITLE_MAX_LENGTH",
     "TRANSITIONS",
+    "MoveOption",
     "UNPRINTABLE",
     "acting_user",
     "allowed_transitions",
@@ -106,5 +109,6 @@ __all__ = [
     "timeline_add_entry",
     "timeline_record",
     "timeline_record_many",
+    "transition_options",
     "when_happened",
 ]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .. import extensions, notifications
+from .. import extensions, notifications, status_page
 from ..errors import DomainError
 from ..models import (
     DetectionSource,
@@ -248,6 +248,10 @@ def incident_update_details(
     incident = lock_incident(incident)
     if "title" in changes:
         changes["title"] = _check_title(changes["title"])
+    if "public_title" in changes:  # may be empty: that keeps it off the status page
+        changes["public_title"] = clean_text(
+            changes["public_title"], field="public_title", limit=TITLE_MAX_LENGTH
+        )
     for name in ("summary", "customer_impact"):
         if name in changes:
             changes[name] = clean_text(changes[name], field=name, limit=LONG_TEXT)
@@ -272,6 +276,7 @@ def incident_update_details(
         return incident
 
     save_as(incident, actor)
+    status_page.invalidate()
     if "services" in details:
         incident.services.set(services)
     labels = [Incident._meta.get_field(name).verbose_name for name in changed]

@@ -2,15 +2,16 @@
 the thin wrappers (acknowledge; accept or decline a triage candidate) and the
 re-rating of severity."""
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
-from .. import extensions, notifications
+from .. import extensions, notifications, status_page
 from ..errors import DomainError, StateConflict, TransitionNotAllowed
 from ..metrics import MILESTONE_FIELDS
-from ..models import Incident, Severity, Status, TimelineEvent
+from ..models import Incident, Severity, Source, Status, TimelineEvent
 from .common import NOTE_TEXT, clean_text, lock_incident, save_as, when_happened
 from .timeline import timeline_record
 
@@ -56,6 +57,60 @@ def allowed_transitions(status: str) -> list[str]:
     """Return the statuses an incident in `status` may move to, in lifecycle order."""
     allowed = TRANSITIONS.get(status, frozenset())
     return [value for value in Status.values if value in allowed]
+
+
+@dataclass(frozen=True)
+class MoveOption:
+    """A move the lifecycle allows from where the incident is, and whether the guards
+    would accept it now (`reason` says why not)."""
+
+    status: str
+    label: str
+    allowed: bool
+    reason: str = ""
+
+
+class _DryRun(Exception):
+    """Unwinds a dry run's savepoint once every check passed."""
+
+
+def transition_options(
+    *, incident: Incident, actor=None, source: str = Source.ADMIN
+) -> list[MoveOption]:
+    """Return every move the lifecycle allows from the incident's status, each with
+    whether incident_transition would accept it now: the same guards are asked, in one
+    savepoint rolled back afterwards, so nothing a guard touches is kept."""
+    options = []
+    try:
+        with transaction.atomic():
+            for to_status in allowed_transitions(incident.status):
+                reason = ""
+                try:
+                    _check_move(incident, to_status, actor, source)
+                except DomainError as error:  # a refusal, not a database error
+                    reason = error.message
+                options.append(
+                    MoveOption(
+                        status=to_status,
+                        label=Status(to_status).label,
+                        allowed=not reason,
+                        reason=reason,
+                    )
+                )
+            raise _DryRun
+    except _DryRun:
+        pass
+    return options
+
+
+def _check_move(incident: Incident, to_status: str, actor, source: str) -> None:
+    """Ask the guards about the move, as _transition does before it writes."""
+    moving = {"incident": incident, "actor": actor, "source": source}
+    extensions.transition_guard.run(
+        extensions.TransitionRequest(**moving, from_status=incident.status, to_status=to_status)
+    )
+    if to_status == Status.CLOSED:
+        extensions.close_guard.run(extensions.CloseRequest(**moving))
 
 
 def _last_milestone(incident: Incident) -> datetime:
@@ -119,6 +174,7 @@ def _transition(
     stamped = _stamp_milestones(incident, to_status, when)
     incident.status = to_status
     save_as(incident, actor)
+    status_page.invalidate()
 
     if summary is None:
         summary = f"Status {Status(from_status).label} → {Status(to_status).label}"
@@ -241,6 +297,7 @@ def incident_change_severity(
     incident.severity = severity
     incident._change_reason = reason
     save_as(incident, actor)
+    status_page.invalidate()
     direction = "Escalated" if severity.rank < old.rank else "Downgraded"
     timeline_record(
         incident,

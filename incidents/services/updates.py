@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from .. import extensions, notifications
+from .. import extensions, notifications, status_page
 from ..errors import DomainError
 from ..models import Audience, Incident, StatusUpdate, TimelineEvent
 from .common import NEXT_UPDATE_HORIZON, NOTE_TEXT, acting_user, clean_text, lock_incident, save_as
@@ -59,6 +59,7 @@ def status_update_post(
         published_at=now,
     )
     save_as(update, actor)
+    status_page.invalidate()
     timeline_record(
         incident,
         kind=TimelineEvent.Kind.COMMUNICATION,

@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from incidents.admin import GuardedHistoryAdmin, Panel, contribute
+from incidents.admin.contributions import contribute_dashboard
 from incidents.errors import DomainError
 from incidents.models import Incident, Source
 from incidents.queries import active_users, incident_list_visible_to
@@ -24,6 +25,7 @@ from ..queries import activation_gaps
 from ..services.activation import teams_of
 from ..services.escalation import page_manually, policy_for
 from ..vocabulary import Kind
+from . import dashboard
 
 # --- the policy tables ----------------------------------------------------------------
 
@@ -239,3 +241,4 @@ def page_incident_view(request, incident_id):
 
 
 contribute(Incident, panels=[Panel("Paging", paging_panel)], banners=[gaps_banner])
+contribute_dashboard(dashboard.PAGES_PANEL, dashboard.ON_CALL_PANEL)

@@ -31,7 +31,10 @@ def test_commander_acknowledges_and_logs_a_decision(
     expect(page.locator(MESSAGES)).to_contain_text("Acknowledged 1 incident(s).")
     expect(row).to_contain_text("Investigating")
 
+    # A row opens the war room; its "Edit details" opens the full form.
     row.get_by_role("link", name=incident.reference).click()
+    expect(page).to_have_url(re.compile(rf"/admin/incidents/incident/{incident.pk}/war-room/"))
+    page.get_by_role("link", name="Edit details").click()
     expect(page).to_have_url(re.compile(rf"/admin/incidents/incident/{incident.pk}/change/"))
     new_entry = page.locator("#timeline-group tr.form-row:not(.has_original)").first
     new_entry.locator("select[name$='-kind']").select_option("decision")
@@ -79,10 +82,11 @@ def test_commander_stands_a_scribe_down_from_the_roles_inline(
     row.get_by_role("link", name="Stand down…").click()
     expect(page.locator("#content-main")).to_contain_text("Stand bob down as scribe")
     page.click("#stand-down-form input[type=submit]")
-    expect(page).to_have_url(re.compile(rf"/admin/incidents/incident/{incident.pk}/change/"))
+    # Back on the war room, where the roles and the timeline say what happened.
+    expect(page).to_have_url(re.compile(rf"/admin/incidents/incident/{incident.pk}/war-room/"))
     expect(page.locator(MESSAGES)).to_contain_text("Stood bob down as scribe.")
-    expect(row.get_by_role("link", name="Stand down…")).to_have_count(0)
-    expect(page.locator("#timeline-group")).to_contain_text("bob stood down as scribe")
+    expect(page.locator(".wr-roles")).not_to_contain_text("Scribe")
+    expect(page.locator("#wr-timeline")).to_contain_text("bob stood down as scribe")
 
     scribe.refresh_from_db()
     assert scribe.relieved_at is not None

@@ -16,6 +16,7 @@ from tests.forms import form_data
 
 CHANGELIST = reverse("admin:incidents_incident_changelist")
 ADD = reverse("admin:incidents_incident_add")
+DECLARE = reverse("admin:incidents_incident_declare")
 
 
 def change_url(incident):
@@ -140,8 +141,10 @@ def test_confidential_incident_is_visible_to_security_group(
 def test_declare_from_admin_allocates_reference_and_names_commander(
     commander_client, commander, sev1, outage, api_service
 ):
-    page = commander_client.get(ADD)
-    data = form_data(page.content.decode(), "incident_form")
+    # The add page sends people to the declare page (tests/incidents/test_declare.py).
+    page = commander_client.get(ADD, follow=True)
+    assert page.redirect_chain[-1][0] == DECLARE
+    data = form_data(page.content.decode(), "declare-form")
     data.update(
         title="Payments failing",
         severity=sev1.pk,
@@ -150,7 +153,7 @@ def test_declare_from_admin_allocates_reference_and_names_commander(
         services=[api_service.pk],
         commander=commander.pk,
     )
-    response = commander_client.post(ADD, data)
+    response = commander_client.post(DECLARE, data)
     assert response.status_code == 302, response.content.decode()[:2000]
     incident = Incident.objects.get(title="Payments failing")
     assert incident.reference.startswith("INC-")
@@ -161,23 +164,23 @@ def test_declare_from_admin_allocates_reference_and_names_commander(
     assert incident.history.earliest().history_user == commander
 
 
-def test_declare_from_admin_rejects_detection_before_start(commander_client, sev1, outage):
-    page = commander_client.get(ADD)
+def test_editing_times_rejects_detection_before_start(commander_client, declare):
+    # Declaring asks for no times (both are "now"); the details page edits them.
+    incident = declare(title="Clock trouble")
+    started, detected = incident.started_at, incident.detected_at
+    page = commander_client.get(change_url(incident))
     data = form_data(page.content.decode(), "incident_form")
     data.update(
-        title="Clock trouble",
-        severity=sev1.pk,
-        incident_type=outage.pk,
-        environment="production",
         started_at_0="2026-01-02",
         started_at_1="10:00:00",
         detected_at_0="2026-01-02",
         detected_at_1="09:00:00",
     )
-    response = commander_client.post(ADD, data)
+    response = commander_client.post(change_url(incident), data)
     assert response.status_code == 200
     assert "Detection cannot come before the impact started." in response.content.decode()
-    assert not Incident.objects.filter(title="Clock trouble").exists()
+    incident.refresh_from_db()
+    assert (incident.started_at, incident.detected_at) == (started, detected)
 
 
 def test_editing_title_is_in_history_and_timeline(commander_client, commander, declare):
@@ -382,10 +385,11 @@ def test_service_refusal_on_change_page_is_explained_and_saves_nothing(
         title="Should not stick",
         **{"roles-1-role": "commander", "roles-1-user": commander.pk},
     )
-    assert response.status_code == 302
-    page = commander_client.get(response.url)
-    texts = messages_of(page)
-    assert any("Nothing was saved: alice is already incident commander" in t for t in texts)
+    # The same page again, with what was typed and why it was refused.
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Role assignment: alice is already incident commander" in body
+    assert 'value="Should not stick"' in body
     incident.refresh_from_db()
     assert incident.title == "Checkout returns 502"
     assert incident.roles.count() == 1
@@ -438,3 +442,65 @@ def test_severity_aliases_must_be_unique_names(commander_client, sev1):
     assert "Give a list of names" in response.content.decode()
     sev1.refresh_from_db()
     assert sev1.aliases == ["critical"]
+
+
+# --- refusals keep what was typed; the move menu knows the guards ------------------------
+
+
+@pytest.mark.usefixtures("core_only")  # one timeline event: the inline's blank row is 1
+def test_refused_inline_update_keeps_the_note_the_impact_and_the_update(commander_client, declare):
+    incident = declare()
+    past = timezone.localtime() - timedelta(hours=1)
+    response = submit_change(
+        commander_client,
+        incident,
+        customer_impact="EU checkout failing",
+        **{
+            "timeline-1-kind": "note",
+            "timeline-1-summary": "Paged the DBA",
+            "updates-0-audience": "internal",
+            "updates-0-summary": "Still digging",
+            "updates-0-next_update_at_0": f"{past:%Y-%m-%d}",
+            "updates-0-next_update_at_1": f"{past:%H:%M:%S}",
+        },
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Status update: The next update must be in the future." in body
+    assert "EU checkout failing</textarea>" in body
+    assert "Paged the DBA</textarea>" in body
+    assert "Still digging</textarea>" in body
+    incident.refresh_from_db()
+    assert incident.customer_impact == ""
+    assert not incident.timeline.filter(kind=TimelineEvent.Kind.NOTE).exists()
+    assert not incident.updates.exists()
+
+
+def test_move_menu_leaves_out_a_move_the_guards_refuse_and_says_why(commander_client, declare):
+    from tests.reviews import resolve
+
+    incident = declare()  # SEV1: closing needs a published post-mortem
+    resolve(incident)
+    body = commander_client.get(change_url(incident)).content.decode()
+    assert '<option value="investigating">' in body
+    assert '<option value="closed">' not in body
+    assert "Not possible now: Closed (" in body
+    assert "its post-mortem is draft" in body
+
+
+def test_change_page_times_say_their_time_zone(commander_client, declare):
+    incident = declare()
+    body = commander_client.get(change_url(incident)).content.decode()
+    assert "Time zone: UTC." in body
+    assert "Times in UTC." in body
+
+
+def test_blank_update_row_is_prefilled_only_before_the_first_update(commander_client, declare):
+    incident = declare()
+    opening = "We are aware of a problem"
+    assert opening in commander_client.get(change_url(incident)).content.decode()
+    services.status_update_post(
+        incident=incident, audience="public", summary="Update one", source=Source.ADMIN
+    )
+    body = commander_client.get(change_url(incident)).content.decode()
+    assert opening not in body

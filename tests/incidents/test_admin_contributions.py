@@ -167,7 +167,8 @@ def test_contributions_stay_off_the_add_page_and_the_add_page_still_declares(
     throwaway, commander_client, sev1
 ):
     contribute_war_room()
-    body = commander_client.get(reverse("admin:incidents_incident_add")).content.decode()
+    body = commander_client.get(reverse("admin:incidents_incident_add"), follow=True)
+    body = body.content.decode()
     assert "War room" not in body
 
 

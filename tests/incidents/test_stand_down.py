@@ -79,7 +79,8 @@ def test_commander_stands_a_role_holder_down_from_the_page(commander_client, com
     assert scribe.relieved_at is None  # asking is not doing
 
     response = commander_client.post(stand_down_url(scribe), follow=True)
-    assert response.redirect_chain[-1][0] == change_url(scribe.incident)
+    # Back to the incident's war-room page.
+    assert response.redirect_chain[-1][0] == scribe.incident.get_absolute_url()
     assert "Stood bob down as scribe." in messages_of(response)
     scribe.refresh_from_db()
     assert scribe.relieved_at is not None

@@ -356,8 +356,10 @@ def test_illegal_moves_are_refused_and_change_nothing(create, commander, start, 
             item=item, to_status=end, actor=commander, note=REASON, source=Source.ADMIN
         )
 
-    allowed = ", ".join(value for value in ALL_STATUSES if value in TRANSITIONS[start])
-    assert f"allowed from {start}: {allowed}" in refused.value.message
+    # Named in words ("in progress", "won't do"), as the admin shows them.
+    words = {value: label.lower() for value, label in Status.choices}
+    allowed = ", ".join(words[value] for value in ALL_STATUSES if value in TRANSITIONS[start])
+    assert f"allowed from {words[start]}: {allowed}" in refused.value.message
     assert refused.value.field == "status"
     assert snapshot(item) == before
 

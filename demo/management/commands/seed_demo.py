@@ -15,6 +15,7 @@ from demo.alerts import seed_alerts
 from demo.oncall import seed_oncall
 from incidents import notifications, services
 from incidents.models import (
+    Audience,
     DetectionSource,
     Environment,
     Incident,
@@ -86,6 +87,31 @@ SCENARIOS = {
         ("SMS provider rate-limiting our account", ["notifications"]),
         ("SSO provider certificate expired", ["auth"]),
     ],
+}
+
+# What the communications lead called them on the status page. Those without one
+# (and every SEV4) were never published: the status page shows only what was written
+# for the public, never an internal title.
+PUBLIC_TITLES = {
+    "Checkout returns 502 for all users": "Checkout unavailable",
+    "Login page times out": "Problems signing in",
+    "Public API unavailable in eu-west": "API unavailable in Europe",
+    "Push notifications not delivered": "Delayed push notifications",
+    "Web app blank page after deploy": "Web app not loading",
+    "Search latency p99 above 4s": "Slow search results",
+    "Database CPU saturated, slow queries": "Slow responses across the service",
+    "Image loading slow in APAC": "Slow image loading in Asia-Pacific",
+    "API error rate above 5%": "Elevated API error rates",
+    "Replica lag causing stale account balances": "Account balances shown late",
+    "Payment provider declining valid cards": "Card payments failing",
+    "SMS provider rate-limiting our account": "Delayed text messages",
+    "SSO provider certificate expired": "Single sign-on unavailable",
+}
+# The public update an open, published incident carries for where it stands.
+PUBLIC_UPDATES = {
+    Status.INVESTIGATING: "We are investigating reports of errors and will post updates here.",
+    Status.IDENTIFIED: "We have found the cause and are rolling out a fix.",
+    Status.MONITORING: "A fix is live; we are watching error rates before calling this resolved.",
 }
 
 NOTES = [
@@ -215,18 +241,25 @@ class Command(BaseCommand):
         User = get_user_model()
         people = {}
         for username, first, last, group in PEOPLE:
+            # Stakeholders read the status page and published reviews through the
+            # stakeholder sign-in (/accounts/login/); the admin is for responders.
+            staff = group != "Stakeholders"
             user, created = User.objects.get_or_create(
                 username=username,
                 defaults={
                     "first_name": first,
                     "last_name": last,
                     "email": f"{username}@example.com",
-                    "is_staff": True,
+                    "is_staff": staff,
                 },
             )
             if created:
                 user.set_unusable_password()
                 user.save()
+            elif user.is_staff and not staff and not user.is_superuser:
+                # Seeded by an older version, when every demo person was staff.
+                user.is_staff = False
+                user.save(update_fields=["is_staff"])
             user.groups.add(Group.objects.get(name=group))
             people.setdefault(group, []).append(user)
         return people
@@ -363,6 +396,24 @@ class Command(BaseCommand):
                 to_status=status,
                 actor=commander,
                 occurred_at=at,
+                source=Source.ADMIN,
+            )
+        self._publish(incident, commander)
+
+    def _publish(self, incident, author):
+        """Give a customer-facing incident its public title, and an open one its update."""
+        public_title = PUBLIC_TITLES.get(incident.title)
+        if not public_title or incident.confidential or incident.severity.rank > 3:
+            return
+        incident = services.incident_update_details(
+            incident=incident, public_title=public_title, actor=author, source=Source.ADMIN
+        )
+        if incident.status in PUBLIC_UPDATES and incident.environment == Environment.PRODUCTION:
+            services.status_update_post(
+                incident=incident,
+                audience=Audience.PUBLIC,
+                summary=PUBLIC_UPDATES[incident.status],
+                actor=author,
                 source=Source.ADMIN,
             )
 
