@@ -11,7 +11,8 @@ from functools import update_wrapper
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.options import IS_POPUP_VAR
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -60,6 +61,28 @@ def severity_guidance(severity: Severity) -> dict:
     return {"acknowledge": acknowledge, "updates": f"updates {cadence}", "review": review}
 
 
+class BoundedModelMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """A hostile id too large for the key's column is "not a choice", not a 500: Django
+    bounds `pk=` lookups to the column's range but not `pk__in=`, which the database
+    then refuses (OverflowError, "integer out of range")."""
+
+    def _check_values(self, value):
+        pk = self.queryset.model._meta.pk
+        low, high = connection.ops.integer_field_range(pk.get_internal_type())
+        for item in value if isinstance(value, (list, tuple)) else ():
+            try:
+                number = int(item)
+            except (TypeError, ValueError):
+                continue  # the stock check says "not a valid value"
+            if (low is not None and number < low) or (high is not None and number > high):
+                raise ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": item},
+                )
+        return super()._check_values(value)
+
+
 class DeclareForm(forms.Form):
     """What is known in the first minute; the details page holds the rest."""
 
@@ -79,7 +102,7 @@ class DeclareForm(forms.Form):
         help_text="Security types start confidential.",
     )
     environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.PRODUCTION)
-    services = forms.ModelMultipleChoiceField(
+    services = BoundedModelMultipleChoiceField(
         queryset=Service.objects.all(),
         required=False,
         widget=forms.CheckboxSelectMultiple,

@@ -435,11 +435,11 @@ class WarRoomViews:
         prefix = _prefix("update")
         data = request.POST.copy()
         form = UpdateForm(data, prefix=prefix)
-        template = (
-            form.fields["template"]
-            .queryset.filter(pk=data.get(f"{prefix}-template") or None)
-            .first()
-        )
+        # Through the field: a hostile value ("abc", a NUL) is no template, not a 500.
+        try:
+            template = form.fields["template"].clean(data.get(f"{prefix}-template"))
+        except ValidationError:
+            template = None
         if template is None:
             form.add_error("template", "Choose a template to fill the text from.")
         else:

@@ -121,6 +121,21 @@ def test_a_refusal_by_the_service_keeps_everything_typed(commander_client, typed
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("service_id", ["9" * 30, "-" + "9" * 30])
+def test_a_service_id_past_the_columns_range_is_refused_not_a_500(
+    commander_client, typed, service_id
+):
+    _, data = declare_form(commander_client)
+    data.update(typed, services=service_id)
+    response = commander_client.post(DECLARE, data)
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "is not one of the available choices" in body
+    assert form_data(body, "declare-form")["summary"] == typed["summary"]
+    assert not Incident.objects.exists()
+
+
+@pytest.mark.django_db
 def test_the_dialog_fetches_the_form_alone(commander_client, default_policy):
     body, data = declare_form(commander_client, **HTMX)
     assert "<html" not in body and 'id="declare-form"' in body

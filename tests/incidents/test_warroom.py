@@ -486,3 +486,66 @@ def test_a_move_the_lifecycle_does_not_allow_is_refused_with_the_note_kept(
     assert 'value="All good"' in body
     incident.refresh_from_db()
     assert incident.status == Status.DECLARED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("page", ["9" * 30, "abc", "-3", "0"])
+def test_a_hostile_page_number_is_not_a_500(commander_client, declare, page):
+    incident = declare()
+    assert commander_client.get(page_url(incident), {"page": page}).status_code == 200
+    assert commander_client.get(timeline_url(incident), {"page": page}).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("template", ["abc", "9" * 30, "1.5"])
+def test_use_template_with_a_hostile_template_id_keeps_the_text(
+    commander_client, declare, template
+):
+    incident = declare()
+    response = commander_client.post(
+        action_url(incident, "update"),
+        {
+            "update-audience": "internal",
+            "update-template": template,
+            "update-summary": "Typed by hand",
+            "use_template": "1",
+        },
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Typed by hand" in body
+    assert not StatusUpdate.objects.filter(incident=incident).exists()
+
+
+@pytest.mark.django_db
+def test_a_decline_refused_on_a_stale_page_shows_its_error_and_the_reason(
+    commander_client, declare
+):
+    # Someone accepted it meanwhile: the triage forms are gone from a fresh page, but the
+    # refused one shows again, with the service's reason and what was typed.
+    incident = declare()
+    response = commander_client.post(
+        action_url(incident, "decline"), {"decline-reason": "Flapping disk check"}
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "only a triage candidate can be declined" in body
+    assert "Flapping disk check" in body
+    incident.refresh_from_db()
+    assert incident.status == Status.DECLARED
+
+
+@pytest.mark.django_db
+def test_a_move_refused_on_a_final_incident_shows_its_error_and_the_note(commander_client, declare):
+    incident = declare()
+    services.incident_transition(
+        incident=incident, to_status=Status.CANCELLED, actor=None, source=Source.SYSTEM
+    )
+    response = commander_client.post(
+        action_url(incident, "move"),
+        {"move-to_status": "investigating", "move-note": "Restarted the pods"},
+    )
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "cannot move from cancelled to investigating" in body
+    assert 'value="Restarted the pods"' in body
