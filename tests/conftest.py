@@ -9,6 +9,22 @@ from incidents.defaults import load_communication_defaults, load_defaults
 from incidents.models import IncidentType, Service, Severity, Source
 
 
+def _flushes_the_database(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction"))
+    fixtures = getattr(item, "fixturenames", ())
+    return transactional or "live_server" in fixtures or "transactional_db" in fixtures
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    # pytest-django runs the tests that flush the database (transaction=True,
+    # live_server) after the others, as Django does; pytest's own regrouping by
+    # parametrized session fixtures (Playwright's browser) then moves them back between
+    # other tests, which would find the data migrations' rows gone. Last again, in order.
+    items.sort(key=_flushes_the_database)
+
+
 @pytest.fixture
 def default_policy(db):
     # The data migrations load these, but tests with transaction=True flush them away
