@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench bench-outbox bench-alerts bench-oncall bench-console clean
+.PHONY: run test lint audit format bench bench-outbox bench-alerts bench-oncall bench-console bench-load bench-delivery clean
 
 # Reinstall whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -82,3 +82,17 @@ bench-console: $(STAMP)
 bench-alerts: $(STAMP)
 	pgbench --version >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q postgresql-contrib)
 	$(BIN)/python bench/alerts_intake.py
+
+# Load at 100,000 incidents: gunicorn (gunicorn.conf.py, 2 workers) on PostgreSQL and
+# Redis, driven by wrk at 1 and 16 clients (admin pages 1 and 4, declarations 1 and 8),
+# beside pgbench's ceiling. DATABASE_URL as bench-console (sitrep_bench, filled once).
+# BENCH_ARGS="--source DIR --json out.json --only list" measures another checkout, saves, filters.
+bench-load: $(STAMP)
+	which wrk pgbench >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q wrk postgresql-contrib)
+	$(BIN)/python bench/load.py $(BENCH_ARGS)
+
+# Scale-out delivery: 2 gunicorn and 2 qcluster on the Redis broker over one PostgreSQL,
+# 5,000 webhook notifications to a local receiver, each delivered exactly once. Its own
+# database (sitrep_bench_delivery, dropped and created) and Redis db 6 (flushed).
+bench-delivery: $(STAMP)
+	$(BIN)/python bench/delivery.py

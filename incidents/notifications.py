@@ -14,13 +14,14 @@ import hashlib
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import IntegerField, OuterRef, Subquery, Value
 from django.template import Context, Engine, Template
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -92,15 +93,30 @@ class Message:
     contacts: Iterable = ()
 
 
+@dataclass(frozen=True)
+class KnownFacts:
+    """What the templates may name of an incident its caller just wrote (a declaration
+    knows its commander and services): given, they are not read back."""
+
+    commander: str | None
+    services: list[str]
+
+
 class _Facts:
     """The services and commander of the incidents a batch of messages is about, read
     for all of them in one query at the first use, and not at all if no template names
-    them."""
+    them (nor for incidents whose facts the caller gave)."""
 
-    def __init__(self, incidents):
-        self._ids = {incident.pk for incident in incidents if incident is not None}
-        self._services: dict[int, list[str]] = defaultdict(list)
-        self._commanders: dict[int, str | None] | None = None
+    def __init__(self, incidents, known: dict[int, KnownFacts] | None = None):
+        known = known or {}
+        self._ids = {incident.pk for incident in incidents if incident is not None} - set(known)
+        self._services: dict[int, list[str]] = {
+            pk: sorted(facts.services) for pk, facts in known.items()
+        }
+        self._commanders: dict[int, str | None] = {
+            pk: facts.commander for pk, facts in known.items()
+        }
+        self._loaded = not self._ids
 
     def _load(self) -> None:
         commander = RoleAssignment.objects.filter(
@@ -109,22 +125,25 @@ class _Facts:
         rows = (
             Incident.objects.filter(pk__in=self._ids)
             .annotate(commander=Subquery(commander))
-            .order_by("pk", "services__name")  # one row per service, or one without
-            .values_list("pk", "commander", "services__name")
+            .values_list("pk", "commander", "services__name")  # one row per service
         )
-        self._commanders = {}
+        services = defaultdict(list)
         for pk, username, service in rows:
             self._commanders[pk] = username
             if service is not None:
-                self._services[pk].append(service)
+                services[pk].append(service)
+        # Sorted here, not by the database: the same order as facts a caller gave, on
+        # any collation.
+        self._services.update((pk, sorted(names)) for pk, names in services.items())
+        self._loaded = True
 
     def services(self, incident: Incident) -> list[str]:
-        if self._commanders is None:
+        if not self._loaded:
             self._load()
         return self._services.get(incident.pk, [])
 
     def commander(self, incident: Incident) -> str | None:
-        if self._commanders is None:
+        if not self._loaded:
             self._load()
         return self._commanders.get(incident.pk)
 
@@ -177,8 +196,8 @@ class _Renderer:
     """Render the incident notification of each message of a batch: the templates are
     read once for the batch, the incidents' facts once if a template needs them."""
 
-    def __init__(self, messages: list[Message]):
-        self._facts = _Facts(message.incident for message in messages)
+    def __init__(self, messages: list[Message], known: dict[int, KnownFacts] | None = None):
+        self._facts = _Facts((message.incident for message in messages), known)
         self._templates: dict[str, MessageTemplate] | None = None
 
     def render(self, message: Message) -> tuple[str, str]:
@@ -204,59 +223,73 @@ class _Renderer:
 
 
 def _stakeholder_recipients(incident: Incident) -> list[tuple]:
-    """Return (channel, address, user, target) for every group the matrix names, group
-    by group (its members, then its targets): two queries however large the matrix."""
+    """Return (channel, address, user id, target id) for every group the matrix names,
+    group by group (its members, then its targets): one query however large the matrix
+    (its members and its targets, as one UNION ALL)."""
     groups = StakeholderGroup.objects.filter(severities=incident.severity_id, via_status_page=False)
     if incident.confidential:
         groups = groups.filter(confidential_ok=True)
+    # The same columns from both halves: group name and pk, members before targets, the
+    # target's name, the recipient's pk (for the order), channel, address, user, target.
     members = (
         StakeholderGroup.members.through.objects.filter(
             stakeholdergroup__in=groups, user__is_active=True
         )
         .exclude(user__email="")
-        .select_related("stakeholdergroup", "user")
+        .order_by()  # sorted below; no ORDER BY inside a UNION
+        .values_list(
+            "stakeholdergroup__name",
+            "stakeholdergroup_id",
+            Value(0, output_field=IntegerField()),
+            Value(""),
+            "user_id",
+            Value(ChannelKind.EMAIL),
+            "user__email",
+            "user_id",
+            Value(None, output_field=IntegerField()),
+        )
     )
-    targets = StakeholderGroup.targets.through.objects.filter(
-        stakeholdergroup__in=groups, channeltarget__enabled=True
-    ).select_related("stakeholdergroup", "channeltarget")
+    targets = (
+        StakeholderGroup.targets.through.objects.filter(
+            stakeholdergroup__in=groups, channeltarget__enabled=True
+        )
+        .order_by()
+        .values_list(
+            "stakeholdergroup__name",
+            "stakeholdergroup_id",
+            Value(1, output_field=IntegerField()),
+            "channeltarget__name",
+            "channeltarget_id",
+            "channeltarget__kind",
+            "channeltarget__address",
+            Value(None, output_field=IntegerField()),
+            "channeltarget_id",
+        )
+    )
     # Sorted as the groups are listed (by name), each group's members before its targets.
-    keyed = []
-    for row in members:
-        group = row.stakeholdergroup
-        keyed.append(
-            (
-                (group.name, group.pk, 0, "", row.user_id),
-                (ChannelKind.EMAIL, row.user.email, row.user, None),
-            )
-        )
-    for row in targets:
-        group, target = row.stakeholdergroup, row.channeltarget
-        keyed.append(
-            (
-                (group.name, group.pk, 1, target.name, target.pk),
-                (target.kind, target.address, None, target),
-            )
-        )
-    keyed.sort(key=lambda pair: pair[0])
-    return [recipient for _, recipient in keyed]
+    rows = sorted(members.union(targets, all=True), key=lambda row: row[:5])
+    return [tuple(row[5:]) for row in rows]
 
 
 def _recipients(message: Message, matrix: dict) -> list[tuple]:
-    """Return (channel, address, user, target) for each recipient of `message`, each
-    channel and address once (someone in two groups is told once)."""
+    """Return (channel, address, user id, target id) for each recipient of `message`,
+    each channel and address once (someone in two groups is told once)."""
     if message.users is not None or message.targets or message.contacts:
         recipients = (
             [
-                (ChannelKind.EMAIL, user.email, user, None)
+                (ChannelKind.EMAIL, user.email, user.pk, None)
                 for user in message.users or ()
                 if user.is_active and user.email
             ]
             + [
-                (target.kind, target.address, None, target)
+                (target.kind, target.address, None, target.pk)
                 for target in message.targets
                 if target.enabled
             ]
-            + [(channel, address, user, None) for channel, address, user in message.contacts]
+            + [
+                (channel, address, getattr(user, "pk", None), None)
+                for channel, address, user in message.contacts
+            ]
         )
     else:
         # The matrix depends only on the severity and confidentiality: read once each.
@@ -306,9 +339,45 @@ def _payload(message: Message) -> dict:
     return payload
 
 
-def notify_many(messages: Iterable[Message]) -> list[Notification]:
+@dataclass
+class _Outbox:
+    """Rows written inside `outbox_batch()`, inserted together when it ends."""
+
+    rows: list[Notification] = field(default_factory=list)
+    mentioned: list[tuple[Notification, Incident]] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+
+
+_outbox: ContextVar[_Outbox | None] = ContextVar("outbox_batch", default=None)
+
+
+@contextlib.contextmanager
+def outbox_batch() -> Iterator[None]:
+    """Insert the outbox rows of every `notify_many()` inside the block in one insert
+    at its end (a declaration, and what its subscribers send), inside the caller's
+    transaction. Each call still reads and renders when it is made (its message says
+    what was true then); its rows get their pks when the block ends. Inside another
+    batch this joins it. An error leaves nothing written (the transaction rolls back);
+    so nothing inside may roll back a savepoint of its own and carry on."""
+    if _outbox.get() is not None:
+        yield
+        return
+    batch = _Outbox()
+    token = _outbox.set(batch)
+    try:
+        yield
+    finally:
+        _outbox.reset(token)
+    _insert(batch.rows, batch.mentioned)
+
+
+def notify_many(
+    messages: Iterable[Message], *, known: dict[int, KnownFacts] | None = None
+) -> list[Notification]:
     """Write the outbox rows of every message and queue their delivery once the
-    surrounding transaction commits; return the rows written (with their pks).
+    surrounding transaction commits; return the rows written (with their pks, or, in an
+    `outbox_batch()`, with them once it ends). `known`: facts of incidents the caller
+    just wrote, by pk, which the templates then take instead of reading them.
 
     A few queries whatever the number of messages and recipients: the matrix, the dedup
     keys already taken, the templates and the incidents' facts, one insert."""
@@ -325,36 +394,39 @@ def notify_many(messages: Iterable[Message]) -> list[Notification]:
         for channel, address, _, _ in people
         if (key := _dedup_key(message, channel, address))
     ]
+    batch = _outbox.get()
     # A key already taken is a step that already paged this person: told once. Two
     # workers writing the same step at once both miss the other's rows here; then the
     # unique dedup_key makes the second insert raise IntegrityError, which rolls back
     # the caller's transaction; the caller retries its round or counts the step as the
-    # other worker's.
+    # other worker's. A key a batch holds for its insert is taken too.
     taken = set(Notification.objects.filter(dedup_key__in=keys).values_list("dedup_key", flat=True))
-    renderer = _Renderer(messages)
+    if batch is not None:
+        taken |= batch.keys
+    renderer = _Renderer(messages, known)
     now = timezone.now()
     rows, mentioned = [], []
     for message, people in recipients:
         fresh = []
-        for channel, address, user, target in people:
+        for channel, address, user_id, target_id in people:
             dedup_key = _dedup_key(message, channel, address)
             if dedup_key in taken:
                 continue
             if dedup_key:
                 taken.add(dedup_key)  # the same key twice in one batch: once
-            fresh.append((channel, address, user, target, dedup_key))
+            fresh.append((channel, address, user_id, target_id, dedup_key))
         if not fresh:
             continue
         subject, body = renderer.render(message)
         payload = _payload(message)
         mentions = list(message.mentions)
-        for channel, address, user, target, dedup_key in fresh:
+        for channel, address, user_id, target_id, dedup_key in fresh:
             notification = Notification(
                 incident=message.incident,
                 event=message.event,
                 channel=channel,
-                recipient=user,
-                target=target,
+                recipient_id=user_id,
+                target_id=target_id,
                 address=address,
                 subject=subject,
                 body=body,
@@ -364,8 +436,20 @@ def notify_many(messages: Iterable[Message]) -> list[Notification]:
             )
             rows.append(notification)
             mentioned.extend((notification, incident) for incident in mentions)
+    if batch is not None:
+        batch.rows += rows
+        batch.mentioned += mentioned
+        batch.keys.update(row.dedup_key for row in rows if row.dedup_key)
+        return rows
+    _insert(rows, mentioned)
+    return rows
+
+
+def _insert(rows: list[Notification], mentioned: list[tuple[Notification, Incident]]) -> None:
+    """Insert outbox rows (one statement), the incidents they mention, and queue their
+    delivery once the transaction commits."""
     if not rows:
-        return []
+        return
     created = Notification.objects.bulk_create(rows)
     if created[0].pk is None:  # a database that cannot return the new pks
         pks = dict(
@@ -382,7 +466,6 @@ def notify_many(messages: Iterable[Message]) -> list[Notification]:
         )
     ids = [notification.pk for notification in created]
     transaction.on_commit(lambda: queue(ids))
-    return created
 
 
 def notify(

@@ -35,10 +35,17 @@ from .models import (
 
 
 def user_sees_all_incidents(user) -> bool:
-    """Return True for those cleared to see confidential incidents."""
+    """Return True for those cleared to see confidential incidents.
+
+    Kept on the user object, as Django's ModelBackend keeps its permission cache: a
+    request loads its user once, and a page asks this for every panel and inline."""
     if not user.is_authenticated or not user.is_active:
         return False
-    return user.is_superuser or user.groups.filter(name=settings.SECURITY_GROUP).exists()
+    if not hasattr(user, "_sees_all_incidents"):
+        user._sees_all_incidents = (
+            user.is_superuser or user.groups.filter(name=settings.SECURITY_GROUP).exists()
+        )
+    return user._sees_all_incidents
 
 
 def incident_list_visible_to(user, queryset: QuerySet | None = None) -> QuerySet:
@@ -124,6 +131,11 @@ def with_commander(queryset: QuerySet) -> QuerySet:
         incident=OuterRef("pk"), role=Role.COMMANDER, relieved_at__isnull=True
     ).order_by("-assigned_at")
     return queryset.annotate(commander_username=Subquery(current.values("user__username")[:1]))
+
+
+def with_listed_services(queryset: QuerySet) -> QuerySet:
+    """Prefetch each incident's services as a plain list, `listed_services` (by name)."""
+    return queryset.prefetch_related(Prefetch("services", to_attr="listed_services"))
 
 
 def role_holders_at(incident: Incident, role: str, at: datetime) -> list:

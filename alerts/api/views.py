@@ -15,8 +15,9 @@ from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
+from incidents.api.pagination import BoundedPageSize
 from incidents.api.permissions import ModelPermissions
-from incidents.api.views import BoundedPageSize, ServiceBackedViewSet
+from incidents.api.views import ServiceBackedViewSet
 from incidents.errors import DomainError
 
 from .. import services

@@ -9,7 +9,6 @@ from drf_standardized_errors.openapi_validation_errors import extend_validation_
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.fields import DateTimeField
-from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 
 from incidents import services
@@ -23,11 +22,12 @@ from incidents.models import (
     Source,
     Status,
 )
-from incidents.queries import incident_list_visible_to, with_commander
+from incidents.queries import incident_list_visible_to, with_commander, with_listed_services
 
 from . import serializers as s
 from .errors import ErrorResponse409Serializer, ErrorResponse422Serializer
 from .idempotency import IDEMPOTENCY_PARAMETER, idempotent
+from .pagination import StandardPagination, TimelinePagination
 
 
 class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
@@ -85,48 +85,6 @@ class IncidentFilter(django_filters.FilterSet):
 
     def filter_open(self, queryset, name, value):
         return queryset.open() if value else queryset.closed()
-
-
-class BoundedPageSize:
-    """`page_size` from 1 to `max_page_size`, or a 400 naming it (DRF would quietly use
-    the default for `null` or `0`). Empty counts as not given, as for every parameter."""
-
-    page_size_query_param = "page_size"
-
-    def get_page_size(self, request):
-        value = request.query_params.get(self.page_size_query_param, "")
-        if not value:
-            return self.page_size
-        try:
-            size = int(value)
-        except ValueError:
-            size = 0
-        if not 1 <= size <= self.max_page_size:
-            raise exceptions.ValidationError(
-                {self.page_size_query_param: [f"Give a number from 1 to {self.max_page_size}."]}
-            )
-        return size
-
-    def get_schema_operation_parameters(self, view):
-        parameters = super().get_schema_operation_parameters(view)
-        for parameter in parameters:
-            if parameter["name"] == self.page_size_query_param:
-                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
-                parameter["description"] = (
-                    f"Results per page, 1 to {self.max_page_size}; default {self.page_size}."
-                )
-        return parameters
-
-
-class StandardPagination(BoundedPageSize, PageNumberPagination):
-    page_size = 50
-    max_page_size = 200
-
-
-class TimelinePagination(BoundedPageSize, CursorPagination):
-    ordering = ("occurred_at", "id")
-    page_size = 100
-    max_page_size = 500
 
 
 @extend_validation_errors(["invalid"], field_name="page_size", actions=["list"], methods=["get"])
@@ -207,14 +165,24 @@ class IncidentViewSet(ServiceBackedViewSet):
     ordering_fields = ["declared_at", "updated_at", "reference", "status", "severity__rank"]
 
     def get_queryset(self):
-        queryset = Incident.objects.select_related(
-            "severity", "incident_type", "declared_by"
-        ).prefetch_related("services")
+        queryset = with_listed_services(
+            Incident.objects.select_related("severity", "incident_type", "declared_by")
+        )
         return with_commander(incident_list_visible_to(self.request.user, queryset))
 
-    def _incident_response(self, incident, status_code=status.HTTP_200_OK, headers=None):
-        fresh = self.get_queryset().get(pk=incident.pk)
-        data = s.IncidentSerializer(fresh, context=self.get_serializer_context()).data
+    def _incident_response(
+        self, incident, status_code=status.HTTP_200_OK, headers=None, *, services_=None
+    ):
+        """Answer with the incident as the list shows it. Given its `services_`, the
+        instance is shown as it is: a declaration's incident holds everything else the
+        serializer reads (its commander_username too), and no subscriber of `declared`
+        changes the incident row; else it is read again (two queries)."""
+        if services_ is None:
+            incident = self.get_queryset().get(pk=incident.pk)
+        else:
+            # In the list's order (incidents.queries.with_listed_services: by name).
+            incident.listed_services = sorted(services_, key=lambda service: service.name)
+        data = s.IncidentSerializer(incident, context=self.get_serializer_context()).data
         return Response(data, status=status_code, headers=headers)
 
     def create(self, request, *args, **kwargs):
@@ -239,7 +207,10 @@ class IncidentViewSet(ServiceBackedViewSet):
             )
             location = self.reverse_action("detail", kwargs={"reference": incident.reference})
             return self._incident_response(
-                incident, status.HTTP_201_CREATED, {"Location": location}
+                incident,
+                status.HTTP_201_CREATED,
+                {"Location": location},
+                services_=data["services"],
             )
 
         return idempotent(request, declare)

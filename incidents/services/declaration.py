@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from .. import extensions, notifications, status_page
 from ..errors import DomainError
@@ -28,8 +29,8 @@ from .common import (
     save_as,
     when_happened,
 )
-from .roles import check_assignable, record_assignment
-from .timeline import timeline_record
+from .roles import check_assignable, holders_kept, record_assignment
+from .timeline import timeline_batch, timeline_record
 
 EDITABLE_FIELDS = frozenset(
     {
@@ -112,6 +113,40 @@ def check_times(
         )
 
 
+def _insert_with_services(incident: Incident, services: list[Service], actor) -> None:
+    """Insert the new incident and its services with one "+" history row that already
+    holds them, as the history page and the audit read it: four statements (the
+    incident, its service rows, the history row, its service rows), not the eight of
+    save() then services.add(), which also wrote a second, "~" row by the declarer."""
+    incident.skip_history_when_saving = True  # simple-history's own switch
+    try:
+        save_as(incident, actor)
+    finally:
+        del incident.skip_history_when_saving
+    through = Incident.services.through
+    links = through.objects.bulk_create(
+        [through(incident=incident, service=service) for service in services]
+    )
+    if links and links[0].pk is None:  # a database that cannot return the new pks
+        links = list(through.objects.filter(incident=incident))
+    # simple-history's own builder of "+" rows: the acting user (_history_user, else the
+    # request's), the date and the change reason, as save() would have them.
+    created = Incident.history.bulk_history_create([incident])
+    if not created:  # SIMPLE_HISTORY_ENABLED = False
+        return
+    (record,) = created
+    if record.pk is None:
+        record = Incident.history.filter(id=incident.pk, history_type="+").get()
+    field = Incident._meta.get_field("services")
+    if field in record._history_m2m_fields and links:
+        # The rows create_historical_record_m2ms would copy from the table just written.
+        model = HistoricalRecords.m2m_models[field]
+        model.objects.bulk_create(
+            model(history=record, id=link.pk, incident=incident, service_id=link.service_id)
+            for link in links
+        )
+
+
 def _check_title(title: str) -> str:
     return clean_text(title, field="title", limit=TITLE_MAX_LENGTH, required="A title is required.")
 
@@ -176,23 +211,58 @@ def incident_declare(
     )
     if detection_source is not None:
         incident.detection_source = detection_source
-    save_as(incident, actor)
     services = list(services)
-    if services:
-        incident.services.add(*services)  # a new incident has none to compare with
+    # Every timeline event and outbox row of the declaration, its subscribers' too, is
+    # inserted at the end, two statements for the events and one for the rows.
+    with notifications.outbox_batch(), timeline_batch():
+        # A service named twice is linked once (services.add() did the same).
+        _insert_with_services(incident, list({s.pk: s for s in services}.values()), actor)
+        with holders_kept(incident) as holders:
+            _announce(
+                incident,
+                declared_at=declared_at,
+                services=services,
+                commander=commander,
+                triage=triage,
+                actor=actor,
+                source=source,
+            )
+        # As incidents.queries.with_commander would annotate it: whoever holds the role
+        # once the subscribers ran (on-call may staff one), known without a query.
+        incident.commander_username = next(
+            (user.get_username() for user in holders.get(Role.COMMANDER, [])), None
+        )
+    return incident
 
+
+def _announce(
+    incident: Incident,
+    *,
+    declared_at: datetime,
+    services: list[Service],
+    commander,
+    triage: bool,
+    actor,
+    source: str,
+) -> None:
+    """Write the new incident's first timeline event, its commander, its messages, and
+    tell the subscribers."""
+    severity, incident_type = incident.severity, incident.incident_type
     verb = "Raised for triage" if triage else "Declared"
     timeline_record(
         incident,
         kind=TimelineEvent.Kind.DECLARED,
-        summary=f"{verb} as {severity.key} {incident_type.name.lower()} in {environment}: {title}",
+        summary=(
+            f"{verb} as {severity.key} {incident_type.name.lower()} in "
+            f"{incident.environment}: {incident.title}"
+        ),
         actor=actor,
         source=source,
         occurred_at=declared_at,
         details={
             "severity": severity.key,
             "type": incident_type.slug,
-            "environment": environment,
+            "environment": incident.environment,
             "services": [service.slug for service in services],
         },
     )
@@ -222,9 +292,14 @@ def incident_declare(
     else:
         # After the commander is named, so the first message can say who leads.
         outbox.append(
-            notifications.Message(incident, notifications.Event.DECLARED, message=summary)
+            notifications.Message(incident, notifications.Event.DECLARED, message=incident.summary)
         )
-    notifications.notify_many(outbox)
+    # What the templates may name, known: nobody else has written to this incident.
+    known = notifications.KnownFacts(
+        commander=commander.get_username() if commander is not None else None,
+        services=list({service.pk: service.name for service in services}.values()),
+    )
+    notifications.notify_many(outbox, known={incident.pk: known})
     if not triage:
         extensions.declared.run(
             extensions.Declared(incident=incident, actor=actor, source=source, from_triage=False)

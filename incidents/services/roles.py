@@ -1,5 +1,8 @@
 """Who holds which role on an incident, and handovers."""
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime
 
 from django.db import transaction
@@ -10,6 +13,51 @@ from ..errors import DomainError, StateConflict
 from ..models import MULTI_HOLDER_ROLES, Incident, Role, RoleAssignment, TimelineEvent
 from .common import acting_user, lock_incident, save_as, when_happened
 from .timeline import timeline_record
+
+# The role holders of incidents declared in this transaction, kept as their roles are
+# given and relieved: {incident pk: {role: [users]}}.
+_fresh: ContextVar[dict[int, dict[str, list]] | None] = ContextVar("fresh_holders", default=None)
+
+
+@contextlib.contextmanager
+def holders_kept(incident: Incident) -> Iterator[dict[str, list]]:
+    """Keep who holds which role on `incident`, just inserted by this transaction (so
+    it has no role but those given inside the block, and nobody else can see it),
+    without reading them back: every role change goes through `record_assignment` or
+    `role_relieve`, which keep the dict this yields, {role: [users]}."""
+    fresh = _fresh.get()
+    token = None
+    if fresh is None:
+        fresh = {}
+        token = _fresh.set(fresh)
+    holders = fresh.setdefault(incident.pk, {})
+    try:
+        yield holders
+    finally:
+        if token is not None:
+            _fresh.reset(token)
+
+
+def fresh_holders(incident: Incident) -> dict[str, list] | None:
+    """Return {role: [users]} held now of an incident declared in this transaction's
+    `holders_kept()` block (no query), or None for any other incident."""
+    fresh = _fresh.get()
+    return None if fresh is None else fresh.get(incident.pk)
+
+
+def _keep(incident: Incident, role: str, user, *, holds: bool) -> None:
+    holders = fresh_holders(incident)
+    if holders is None:
+        return
+    users = holders.setdefault(role, [])
+    if role not in MULTI_HOLDER_ROLES and holds:
+        users.clear()  # a handover: the previous holder was stood down
+    if holds:
+        users.append(user)
+    else:
+        users[:] = [held for held in users if held.pk != user.pk]
+    if not users:
+        del holders[role]
 
 
 @transaction.atomic
@@ -99,6 +147,7 @@ def record_assignment(
         assigned_by=acting_user(actor),
     )
     save_as(assignment, actor)
+    _keep(incident, role, user, holds=True)
     summary = f"{user.get_username()} is now {Role(role).label.lower()}"
     if relieved:
         summary = f"{summary}, taking over from {', '.join(relieved)}"
@@ -152,6 +201,7 @@ def role_relieve(
         raise DomainError("Cannot stand down before taking the role.", field="occurred_at")
     assignment.relieved_at = when
     save_as(assignment, actor)
+    _keep(assignment.incident, assignment.role, assignment.user, holds=False)
     incident, role = assignment.incident, assignment.get_role_display().lower()
     summary = f"{assignment.user.get_username()} stood down as {role}"
     if assignment.role == Role.COMMANDER and incident.is_open:

@@ -1,6 +1,8 @@
 """The timeline's writes: events the services record and entries people add."""
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from datetime import datetime
 
 from django.db import transaction
@@ -11,6 +13,30 @@ from .. import extensions
 from ..errors import DomainError
 from ..models import Incident, TimelineEvent
 from .common import NOTE_TEXT, acting_user, clean_text, lock_incident, save_as, when_happened
+
+_pending: ContextVar[list[TimelineEvent] | None] = ContextVar("timeline_batch", default=None)
+
+
+@contextlib.contextmanager
+def timeline_batch() -> Iterator[None]:
+    """Insert the events `timeline_record()` writes inside the block, and their history,
+    in two statements at its end (a declaration and what its subscribers record),
+    inside the caller's transaction; each event gets its pk then. Inside another batch
+    this joins it. An error leaves nothing written (the transaction rolls back); so
+    nothing inside may roll back a savepoint of its own and carry on, and nothing
+    inside reads the timeline back (no subscriber does)."""
+    if _pending.get() is not None:
+        yield
+        return
+    events: list[TimelineEvent] = []
+    token = _pending.set(events)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    if events:
+        # Without _history_user, simple-history names the request's user, as save() does.
+        bulk_create_with_history(events, TimelineEvent)
 
 
 def timeline_record(
@@ -23,9 +49,17 @@ def timeline_record(
     occurred_at: datetime,
     details: dict | None = None,
 ) -> TimelineEvent:
-    """Append a service-written event to the incident's timeline."""
+    """Append a service-written event to the incident's timeline (in a
+    `timeline_batch()`, when the batch ends)."""
     event = _event(incident, kind, summary, actor, source, occurred_at, details)
-    save_as(event, actor)
+    pending = _pending.get()
+    if pending is None:
+        save_as(event, actor)
+    else:
+        user = acting_user(actor)
+        if user is not None:
+            event._history_user = user
+        pending.append(event)
     return event
 
 

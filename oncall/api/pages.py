@@ -16,8 +16,9 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from incidents.api.errors import ErrorResponse409Serializer
+from incidents.api.pagination import BoundedPageSize
 from incidents.api.permissions import ModelPermissions
-from incidents.api.views import BoundedPageSize, ServiceBackedViewSet
+from incidents.api.views import ServiceBackedViewSet
 from incidents.models import Source
 
 from ..models import ContactMethod, Page, PagingRule, Urgency

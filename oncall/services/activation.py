@@ -76,10 +76,14 @@ def teams_by_incident(incidents) -> dict[int, list[Team]]:
     return result
 
 
-def roles_needed(incident: Incident) -> list[str]:
-    """Return the roles the incident's severity staffs for its type, in ROLE_ORDER."""
-    rules = ActivationRule.objects.filter(severity_id=incident.severity_id).filter(
-        Q(incident_types__isnull=True) | Q(incident_types=incident.incident_type_id)
+def roles_missing(incident: Incident) -> list[str]:
+    """Return the roles the incident's severity staffs for its type and nobody holds
+    now, in ROLE_ORDER: one query (the rules, less the roles held, as a subquery)."""
+    held = RoleAssignment.objects.filter(incident=incident, relieved_at__isnull=True)
+    rules = (
+        ActivationRule.objects.filter(severity_id=incident.severity_id)
+        .filter(Q(incident_types__isnull=True) | Q(incident_types=incident.incident_type_id))
+        .exclude(role__in=held.values("role"))
     )
     wanted = set(rules.values_list("role", flat=True).distinct())
     return [role for role in ROLE_ORDER if role in wanted]
@@ -96,13 +100,7 @@ def activate(*, incident: Incident, actor, source: str, now: datetime | None = N
     if notifications.is_muted():
         return []  # history being loaded (demo data, imports): nobody is woken for it
     now = now or timezone.now()
-    needed = roles_needed(incident)
-    held = set(
-        RoleAssignment.objects.filter(incident=incident, relieved_at__isnull=True).values_list(
-            "role", flat=True
-        )
-    )
-    missing = [role for role in needed if role not in held]
+    missing = roles_missing(incident)
     if not missing:
         return []
     teams = teams_of(incident)

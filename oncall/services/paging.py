@@ -24,6 +24,7 @@ from simple_history.utils import bulk_update_with_history
 from incidents import notifications, services
 from incidents.errors import DomainError, StateConflict
 from incidents.models import ChannelKind, Incident, Role, RoleAssignment, Source, Status
+from incidents.services.roles import fresh_holders
 
 from ..models import Page, PagingRule, Urgency
 from ..vocabulary import Event, Kind
@@ -271,12 +272,23 @@ def _record(incident: Incident, result: Paged, *, why: str, actor, source: str, 
 
 
 def leads_of(incidents) -> dict[int, list]:
-    """Return, per incident, its commander, or whoever declared it when none is named."""
+    """Return, per incident, its commander, or whoever declared it when none is named.
+    An incident being declared in this transaction costs no query: its declaration
+    keeps its role holders."""
+    incidents = list(incidents)
     leads = {incident.pk: [incident.declared_by] for incident in incidents if incident.declared_by}
-    for assignment in RoleAssignment.objects.filter(
-        incident__in=incidents, role=Role.COMMANDER, relieved_at__isnull=True
-    ).select_related("user"):
-        leads[assignment.incident_id] = [assignment.user]
+    unknown = []
+    for incident in incidents:
+        holders = fresh_holders(incident)
+        if holders is None:
+            unknown.append(incident)
+        elif holders.get(Role.COMMANDER):
+            leads[incident.pk] = holders[Role.COMMANDER][:1]
+    if unknown:
+        for assignment in RoleAssignment.objects.filter(
+            incident__in=unknown, role=Role.COMMANDER, relieved_at__isnull=True
+        ).select_related("user"):
+            leads[assignment.incident_id] = [assignment.user]
     return leads
 
 

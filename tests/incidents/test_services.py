@@ -22,6 +22,7 @@ from incidents.models import (
     Status,
     TimelineEvent,
 )
+from incidents.services import timeline as timeline_services
 
 T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -291,15 +292,22 @@ def test_transition_occurred_at_in_future_is_refused(declare):
 
 @pytest.fixture
 def failing_record(monkeypatch):
-    """Make the timeline write fail just after it wrote its row."""
+    """Make the timeline write fail just after it wrote its rows: one event's save, or
+    the batch a declaration inserts at its end."""
     real_save = TimelineEvent.save
+    real_bulk = timeline_services.bulk_create_with_history
 
     def save(self, *args, **kwargs):
         real_save(self, *args, **kwargs)
         raise RuntimeError("timeline store unavailable")
 
+    def bulk_create_with_history(*args, **kwargs):
+        real_bulk(*args, **kwargs)
+        raise RuntimeError("timeline store unavailable")
+
     def install():
         monkeypatch.setattr(TimelineEvent, "save", save)
+        monkeypatch.setattr(timeline_services, "bulk_create_with_history", bulk_create_with_history)
 
     return install
 
