@@ -4,6 +4,7 @@
 import hashlib
 import hmac
 import json
+import os
 import re
 import time
 
@@ -54,9 +55,22 @@ def _check_url(address: str) -> None:
         raise DomainError("Enter the http(s):// URL to post to.", field="address")
 
 
+_client: tuple[int, httpx.Client] | None = None
+
+
+def http_client() -> httpx.Client:
+    """One HTTP client a process, made in the process that uses it (a cluster's workers
+    are forked): httpx.post() builds a client, and its TLS context, for every call,
+    which was most of a delivery's CPU; one client also keeps connections open."""
+    global _client
+    if _client is None or _client[0] != os.getpid():
+        _client = (os.getpid(), httpx.Client())
+    return _client[1]
+
+
 def _post(url: str, body: bytes, headers: dict) -> int:
     try:
-        response = httpx.post(
+        response = http_client().post(
             url, content=body, headers=headers, timeout=settings.NOTIFY_HTTP_TIMEOUT
         )
     except (httpx.HTTPError, httpx.InvalidURL) as error:  # InvalidURL is not an HTTPError

@@ -10,6 +10,7 @@ at-least-once: every attempt carries the same idempotency key.
 """
 
 import contextlib
+import functools
 import hashlib
 import logging
 import threading
@@ -24,6 +25,7 @@ from django.db import transaction
 from django.db.models import IntegerField, OuterRef, Subquery, Value
 from django.template import Context, Engine, Template
 from django.utils import timezone
+from django_q.brokers import get_broker
 from django_q.tasks import async_task
 
 from .channels import CHANNELS, DeliveryError
@@ -505,10 +507,21 @@ def notify(
     )
 
 
+@functools.cache
+def _broker():
+    """One broker a process. Left to itself, async_task makes a broker per call, and with
+    Redis that is a new connection per notification (its handshake alone cost a
+    declaration 10 ms); redis-py's pool is thread-safe and reconnects after a fork."""
+    return get_broker()
+
+
 def queue(ids) -> None:
     for notification_id in ids:
         async_task(
-            "incidents.tasks.deliver_notification", notification_id, timeout=DELIVERY_TIMEOUT
+            "incidents.tasks.deliver_notification",
+            notification_id,
+            timeout=DELIVERY_TIMEOUT,
+            broker=_broker(),
         )
 
 

@@ -1,45 +1,67 @@
 """Public pages: the status page, its JSON twin and its Atom feed. No login."""
 
+import gzip
 import json
+import re
 
 from django.contrib.syndication.views import Feed
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Prefetch
 from django.http import HttpResponse
-from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.utils.feedgenerator import Atom1Feed
-from django.utils.safestring import mark_safe
 from django.views.decorators.cache import cache_control
 
 from . import status_page as public
 from .models import Audience, Service, StatusUpdate
 from .services import UNPRINTABLE
 
-
 # Browsers ask again on every visit (no-cache): the server's own cache answers in a few
 # milliseconds and is dropped the moment a public update is posted, where a browser
 # holding a copy for 30 s would hide that update from the person who just posted it.
+#
+# The page and its JSON are cached gzipped and sent so to every client that takes gzip
+# (every browser): at 40 public services the page's 90 daily bars are about 1 MB of
+# markup and 50 KB compressed, and sending the megabyte cost more than building the
+# response. A client without gzip gets it unpacked.
+ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads the header
+
+
+def _compressed(request, name: str, build, content_type: str) -> HttpResponse:
+    packed = public.cached(name, lambda: gzip.compress(build().encode(), compresslevel=6))
+    if ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
+        response = HttpResponse(packed, content_type=content_type)
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(gzip.decompress(packed), content_type=content_type)
+    patch_vary_headers(response, ("Accept-Encoding",))
+    return response
+
+
 @cache_control(public=True, no_cache=True)
 def status_page(request):
-    # The body is cached, the page around it is not: base.html may carry per-response
-    # parts (a CSP nonce) that a cached copy would get wrong.
-    body = public.cached(
-        "page", lambda: render_to_string("status/body.html", public.status_overview())
+    # The whole page is cached, so it must hold nothing of the request: no CSP nonce (it
+    # runs no script), no CSRF token, no user.
+    return _compressed(
+        request,
+        "page",
+        lambda: render_to_string("status/page.html", public.status_overview()),
+        "text/html; charset=utf-8",
     )
-    return render(request, "status/page.html", {"body": mark_safe(body)})  # noqa: S308
 
 
 @cache_control(public=True, no_cache=True)
 def status_json(request):
-    content = public.cached(
+    return _compressed(
+        request,
         "json",
         lambda: json.dumps(
             public.overview_as_json(public.status_overview()), cls=DjangoJSONEncoder
         ),
+        "application/json",
     )
-    return HttpResponse(content, content_type="application/json")
 
 
 class StatusFeed(Feed):

@@ -118,9 +118,13 @@ def fresh_cache():
     """Each test starts with an empty cache (throttle counters, the business calendar)."""
     from django.core.cache import cache
 
+    from incidents.models import BusinessCalendar
+
     cache.clear()
+    BusinessCalendar.forget()  # and the copy each process keeps a few seconds
     yield
     cache.clear()
+    BusinessCalendar.forget()
 
 
 @pytest.fixture

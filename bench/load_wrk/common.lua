@@ -1,5 +1,6 @@
--- What get.lua and declare.lua share: thread ids, the header from LOAD_HEADER, the count
--- of answers by status in each thread, and the one-line JSON summary done() prints.
+-- What get.lua and declare.lua share: thread ids, Accept-Encoding and the header from
+-- LOAD_HEADER, the count of answers by status in each thread, and the one-line JSON
+-- summary done() prints.
 local common = {}
 local threads = {}
 
@@ -10,7 +11,8 @@ end
 
 function common.init()
    statuses = {}
-   common.headers = {}
+   -- As every browser and HTTP library (requests, httpx) sends; a server may ignore it.
+   common.headers = {["Accept-Encoding"] = "gzip"}
    local header = os.getenv("LOAD_HEADER")
    if header and header ~= "" then
       local name, value = header:match("^([^:]+):%s*(.*)$")

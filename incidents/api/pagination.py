@@ -7,6 +7,7 @@ from functools import cached_property
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination, PageNumberPagination
+from rest_framework.settings import api_settings
 
 
 class BoundedPageSize:
@@ -100,14 +101,27 @@ class BoundedCountPaginator(Paginator):
         return max(1, math.ceil(self.count / self.per_page))
 
 
+class SearchCountPaginator(BoundedCountPaginator):
+    """A search counts to 100: its matches are found by reading the rows (a word in 8 %
+    of 100,000 incidents: 13,000 rows read, 43 ms, to count 1,000 of them)."""
+
+    limit = 100
+
+
 class StandardPagination(BoundedPageSize, PageNumberPagination):
-    """Page numbers, with `count` exact up to 1,000 rows (`count_exact`); past that it
-    is 1,000 and `count_exact` false, and `next` still leads to the last page."""
+    """Page numbers, with `count` exact up to 1,000 rows (100 for a search) and
+    `count_exact`; past that it is the limit and `count_exact` false, and `next` still
+    leads to the last page."""
 
     page_size = 50
     max_page_size = 200
     django_paginator_class = BoundedCountPaginator
     last_page_strings = ()  # "last" needs the full count this avoids
+
+    def paginate_queryset(self, queryset, request, view=None):
+        if request.query_params.get(api_settings.SEARCH_PARAM):
+            self.django_paginator_class = SearchCountPaginator
+        return super().paginate_queryset(queryset, request, view)
 
     def get_paginated_response(self, data):
         response = super().get_paginated_response(data)
@@ -117,12 +131,13 @@ class StandardPagination(BoundedPageSize, PageNumberPagination):
     def get_paginated_response_schema(self, schema):
         paginated = super().get_paginated_response_schema(schema)
         paginated["properties"]["count"]["description"] = (
-            f"How many there are, counted up to {BoundedCountPaginator.limit:,}."
+            f"How many there are, counted up to {BoundedCountPaginator.limit:,} "
+            f"({SearchCountPaginator.limit} for a search)."
         )
         paginated["properties"]["count_exact"] = {
             "type": "boolean",
-            "description": f"False when there are more than {BoundedCountPaginator.limit:,} "
-            "(count then stops there; follow `next` to the end).",
+            "description": "False when there are more than that (count then stops "
+            "there; follow `next` to the end).",
         }
         paginated["required"].append("count_exact")
         return paginated

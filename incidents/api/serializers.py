@@ -2,6 +2,8 @@
 
 import copy
 
+from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -250,6 +252,61 @@ class IncidentSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, incident):
+        """The declared fields, written out: DRF's field-by-field walk was half the time
+        of a page of 50. The declarations above stay the schema; a test holds the two
+        equal (tests/incidents/test_api.py::test_incident_representation_is_drfs)."""
+        if not hasattr(self, "_url_around"):
+            self._url_around = _detail_url_around(self.context.get("request"))
+        zone = timezone.get_current_timezone()
+
+        def when(value):  # DRF's DateTimeField in ISO 8601, once per value, not per field
+            if value is None:
+                return None
+            text = value.astimezone(zone).isoformat()
+            return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+        services = getattr(incident, "listed_services", None)
+        if services is None:
+            services = incident.services.all()
+        declared_by = incident.declared_by
+        data = {
+            "reference": incident.reference,
+            "url": incident.reference.join(self._url_around),
+            "title": incident.title,
+            "public_title": incident.public_title,
+            "summary": incident.summary,
+            "status": incident.status,
+            "severity": incident.severity.key,
+            "type": incident.incident_type.slug,
+            "environment": incident.environment,
+            "services": [service.slug for service in services],
+            "customer_impact": incident.customer_impact,
+            "estimated_users_affected": incident.estimated_users_affected,
+            "detection_source": incident.detection_source,
+            "confidential": incident.confidential,
+            "declared_by": declared_by.username if declared_by else None,
+            "commander": getattr(incident, "commander_username", None),
+        }
+        for name in MILESTONE_FIELDS:
+            data[name] = when(getattr(incident, name))
+        data["ack_due_at"] = when(incident.ack_due_at)
+        data["created_at"] = when(incident.created_at)
+        data["updated_at"] = when(incident.updated_at)
+        return data
+
+
+_REFERENCE_SLOT = "INC-0000-0000"
+
+
+def _detail_url_around(request) -> tuple[str, str]:
+    """The incident's API address before and after its reference: reversed once a
+    response, not once a row."""
+    path = reverse("api:incident-detail", kwargs={"reference": _REFERENCE_SLOT})
+    url = request.build_absolute_uri(path) if request is not None else path
+    before, after = url.split(_REFERENCE_SLOT)
+    return before, after
 
 
 class RoleAssignmentSerializer(serializers.ModelSerializer):

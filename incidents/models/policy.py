@@ -1,5 +1,6 @@
 """Response policy beyond severities: the business calendar and the escalation ladder."""
 
+import time as clock
 import zoneinfo
 from datetime import time
 
@@ -13,6 +14,11 @@ from .comms import ChannelTarget
 from .core import Incident
 
 CALENDAR_CACHE_KEY = "sitrep:business-calendar"
+# The calendar is read for every deadline shown (a list of 50 incidents: 50 times), so
+# each process keeps it a few seconds on top of the shared cache: an edit is seen at once
+# in the process that made it, and within that many seconds everywhere else.
+CALENDAR_MEMO_SECONDS = 5
+_calendar_memo: tuple[float, object] = (0.0, None)
 
 
 def validate_time_zone(value):
@@ -46,7 +52,7 @@ class BusinessCalendar(models.Model):
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        cache.delete(CALENDAR_CACHE_KEY)  # every deadline shown reads the cached calendar
+        self.forget()  # every deadline shown reads the cached calendar
 
     def clean(self):
         if self.day_ends <= self.day_starts:
@@ -62,7 +68,20 @@ class BusinessCalendar(models.Model):
                 calendar.holiday_dates = {holiday.date for holiday in calendar.holidays.all()}
             return calendar
 
-        return cache.get_or_set(CALENDAR_CACHE_KEY, load, 300)
+        global _calendar_memo
+        kept_until, calendar = _calendar_memo
+        if clock.monotonic() < kept_until:
+            return calendar
+        calendar = cache.get_or_set(CALENDAR_CACHE_KEY, load, 300)
+        _calendar_memo = (clock.monotonic() + CALENDAR_MEMO_SECONDS, calendar)
+        return calendar
+
+    @staticmethod
+    def forget() -> None:
+        """Drop the cached calendar, here and in the shared cache."""
+        global _calendar_memo
+        _calendar_memo = (0.0, None)
+        cache.delete(CALENDAR_CACHE_KEY)
 
 
 class Holiday(models.Model):
@@ -85,11 +104,11 @@ class Holiday(models.Model):
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        cache.delete(CALENDAR_CACHE_KEY)
+        BusinessCalendar.forget()
 
     def delete(self, *args, **kwargs):
         result = super().delete(*args, **kwargs)
-        cache.delete(CALENDAR_CACHE_KEY)
+        BusinessCalendar.forget()
         return result
 
 

@@ -10,9 +10,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.serializers import ModelSerializer
 from rest_framework.test import APIClient
 
 from incidents import services
+from incidents.api.pagination import BoundedCountPaginator, SearchCountPaginator
+from incidents.api.serializers import IncidentSerializer
 from incidents.api.throttling import APIKeyRateThrottle
 from incidents.models import (
     APIKey,
@@ -25,6 +28,7 @@ from incidents.models import (
     Status,
     TimelineEvent,
 )
+from incidents.queries import with_commander
 from postmortems import vocabulary as postmortem_vocabulary
 from tests.api import client_for, errors
 from tests.conftest import make_user
@@ -79,6 +83,33 @@ def test_list_is_paginated_with_count_next_and_results(api, declare):
     second = api.get(body["next"])
     assert len(second.json()["results"]) == 1
     assert second.json()["next"] is None
+
+
+@pytest.mark.parametrize("search", [None, "Incident"])
+def test_count_stops_at_its_limit_and_pages_go_on_to_the_end(api, declare, monkeypatch, search):
+    monkeypatch.setattr(BoundedCountPaginator, "limit", 3)
+    monkeypatch.setattr(SearchCountPaginator, "limit", 3)
+    declared = [declare(title=f"Incident {number}").reference for number in range(7)]
+    query = {"page_size": 2, **({"search": search} if search else {})}
+
+    seen, url, pages = [], INCIDENTS, []
+    while url:
+        body = api.get(url, query if url == INCIDENTS else None).json()
+        pages.append((body["count"], body["count_exact"]))
+        seen += [row["reference"] for row in body["results"]]
+        url = body["next"]
+
+    assert pages == [(3, False)] * 4  # "at least 3": the count stops, the pages do not
+    assert seen == declared[::-1]  # every incident once, newest first
+    past_the_end = api.get(INCIDENTS, {**query, "page": 5})
+    assert past_the_end.status_code == 404
+
+
+def test_count_is_exact_below_its_limit(api, declare):
+    for number in range(3):
+        declare(title=f"Incident {number}")
+    body = api.get(INCIDENTS, {"search": "Incident"}).json()
+    assert (body["count"], body["count_exact"]) == (3, True)
 
 
 def test_list_shows_incident_fields(api, declare, api_service, responder):
@@ -1096,6 +1127,30 @@ def test_incident_list_query_count_does_not_grow(api, declare, responder, api_se
     # The key, the permissions, the Security check, the bounded count, the page, its
     # services: never a query per incident.
     assert with_five == 6
+
+
+def test_incident_representation_is_drfs(api, declare, responder, api_service):
+    """The serializer's written-out to_representation says what DRF's walk of the
+    declared fields would: every field, every value, in the same order."""
+    web = Service.objects.create(name="Checkout web", slug="web")
+    full = declare(title="Full", services=[web, api_service], commander=responder)
+    Incident.objects.filter(pk=full.pk).update(estimated_users_affected=120)
+    services.incident_transition(
+        incident=full, to_status=Status.RESOLVED, note="Rolled back", source=Source.ADMIN
+    )
+    bare = declare(title="Bare")
+    Incident.objects.filter(pk=bare.pk).update(declared_by=None)
+    request = api.get(INCIDENTS).wsgi_request
+    context = {"request": request}
+    shown = {}
+    for incident in with_commander(Incident.objects.filter(pk__in=[full.pk, bare.pk])):
+        written_out = IncidentSerializer(context=context).to_representation(incident)
+        walked = ModelSerializer.to_representation(IncidentSerializer(context=context), incident)
+        assert list(written_out.items()) == list(walked.items())
+        shown[incident.title] = written_out
+    assert shown["Full"]["commander"] == "bob" and shown["Full"]["resolved_at"]
+    assert shown["Full"]["url"] == f"http://testserver{detail(full)}"
+    assert shown["Bare"]["declared_by"] is None and shown["Bare"]["resolved_at"] is None
 
 
 def test_search_query_count_does_not_grow(api, declare, api_service):

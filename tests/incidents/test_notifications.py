@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import Schedule
 
-from incidents import notifications, services
+from incidents import channels, notifications, services
 from incidents.errors import StateConflict
 from incidents.models import (
     Audience,
@@ -523,7 +523,8 @@ def test_a_channel_that_breaks_unexpectedly_is_a_recorded_failed_attempt(
         incident = declare()
     notification = Notification.objects.get(incident=incident)
 
-    with mock.patch("incidents.channels.httpx.post", side_effect=RuntimeError("bug")):
+    client = channels.http_client()
+    with mock.patch.object(client, "post", side_effect=RuntimeError("bug")):
         assert notifications.deliver(notification.pk) == State.PENDING
 
     notification.refresh_from_db()
@@ -962,12 +963,20 @@ def test_a_claim_is_stale_only_after_the_worker_would_have_stopped_the_delivery(
     assert notifications.STALE_CLAIM + timedelta(minutes=1) <= timedelta(seconds=120)
 
 
-def test_deliveries_are_queued_with_their_own_time_limit():
+@pytest.mark.django_db
+def test_deliveries_are_queued_with_their_own_time_limit_through_one_broker():
     with mock.patch.object(notifications, "async_task") as queued:
-        notifications.queue([7])
-    queued.assert_called_once_with(
-        "incidents.tasks.deliver_notification", 7, timeout=notifications.DELIVERY_TIMEOUT
-    )
+        notifications.queue([7, 8])
+    broker = notifications._broker()
+    assert queued.call_args_list == [
+        mock.call(
+            "incidents.tasks.deliver_notification",
+            pk,
+            timeout=notifications.DELIVERY_TIMEOUT,
+            broker=broker,
+        )
+        for pk in (7, 8)
+    ]
 
 
 def test_a_message_about_no_incident_that_names_none_is_for_its_recipient_alone(

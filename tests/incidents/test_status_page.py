@@ -1,6 +1,7 @@
 """The public status page: no login, only what was written for the public, right
 conditions, uptime bars, a bounded history and a cache that never shows stale news."""
 
+import gzip
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -394,6 +395,18 @@ def test_cached_page_costs_one_query(client, public_outage, django_assert_num_qu
     for url in URLS:
         with django_assert_num_queries(1):  # the generation the cached copy is for
             assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["/status/", "/status.json"])
+def test_page_and_json_are_sent_gzipped_to_clients_that_take_it(client, public_outage, url):
+    plain = client.get(url)
+    packed = client.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+
+    assert packed["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
+    assert gzip.decompress(packed.content) == plain.content
+    assert "Accept-Encoding" in plain["Vary"] and "Accept-Encoding" in packed["Vary"]
+    assert packed["Content-Type"] == plain["Content-Type"]
+    assert "We are looking into errors." in plain.content.decode()
 
 
 def test_status_page_cache_can_be_turned_off(client, public_outage, settings):
