@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from incidents.admin import Inline, ServiceBackedAdmin, badge, contribute
 from incidents.admin.contributions import contribute_dashboard
+from incidents.admin.widgets import QuickSelect
 from incidents.errors import DomainError
 from incidents.models import Incident, Service, Severity, Source
 from incidents.queries import active_users, incident_list_visible_to
@@ -112,6 +113,7 @@ class ActionItemForm(forms.ModelForm):
             "tracker_url",
             "verification_note",
         )
+        widgets = {"owner": QuickSelect}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -16,6 +16,7 @@ from ..models import (
 from ..queries import (
     active_users,
 )
+from .widgets import QuickSelect
 
 
 class RoleAssignmentInline(admin.TabularInline):
@@ -52,6 +53,7 @@ class RoleAssignmentInline(admin.TabularInline):
         # commander to have view access to the whole user admin.
         if db_field.name == "user":
             kwargs["queryset"] = active_users()
+            kwargs["widget"] = QuickSelect
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     # Past assignments are the record: they are shown, never edited or deleted.

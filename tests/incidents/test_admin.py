@@ -504,3 +504,18 @@ def test_blank_update_row_is_prefilled_only_before_the_first_update(commander_cl
     )
     body = commander_client.get(change_url(incident)).content.decode()
     assert opening not in body
+
+
+def test_quick_select_writes_what_djangos_select_would():
+    from django import forms
+    from django.test.html import parse_html
+
+    from incidents.admin.widgets import QuickSelect
+
+    choices = [("", "---------"), (1, 'Ann <b>"&'), (2, "Bob"), (3, "Zoë")]
+    attrs = {"id": "id_user", "required": True, "data-x": 'a"b'}
+    for value in (None, 2, "3"):
+        quick = QuickSelect(choices=choices).render("user", value, attrs=attrs)
+        django = forms.Select(choices=choices).render("user", value, attrs=attrs)
+        assert parse_html(quick) == parse_html(django), value
+    assert "&lt;b&gt;&quot;&amp;" in quick and "<b>" not in quick
