@@ -3,6 +3,7 @@ gunicorn (gunicorn.conf.py, 2 workers) on PostgreSQL + Redis, driven by wrk from
 process, beside the same run's pgbench ceiling.
 
 Run: make bench-load                      (BENCH_ARGS="--source DIR --json out.json --only list")
+     .venv/bin/python bench/load.py --compare before.json after.json   (side by side, no run)
      .venv/bin/python bench/load.py --source /tmp/sitrep-before --json /tmp/load_before.json
 --source DIR (default: this repository) is the code tree served and migrated; every
 Django step runs in a subprocess with cwd=DIR, so one script measures an older checkout
@@ -768,13 +769,58 @@ def report(run: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compare(before: dict, after: dict) -> str:
+    """The rows of two runs (--json files) side by side, with each run's pgbench ceiling."""
+
+    def ceiling(run):
+        return ", ".join(
+            f"{c} client{'s' * (c > 1)} {rate(tps)} tps"
+            for c, tps in ((int(clients), tps) for clients, tps in run["pgbench"].items())
+        )
+
+    lines = [
+        f"- Before: `{before['source']}` at {before['revision']}, {before['date']}; "
+        f"pgbench ceiling {ceiling(before)}.",
+        f"- After: `{after['source']}` at {after['revision']}, {after['date']}; "
+        f"pgbench ceiling {ceiling(after)}.",
+        "",
+        "| request | clients | before req/s | p50 | p95 | after req/s | p50 | p95 | × |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    earlier = {(row["name"], row["clients"]): row for row in before["rows"]}
+    for row in after["rows"]:
+        old = earlier.get((row["name"], row["clients"]))
+        then = (
+            f"{rate(old['ok_per_s'])} | {ms(old['p50_ms'])} | {ms(old['p95_ms'])}"
+            if old
+            else "— | — | —"
+        )
+        times = f"{row['ok_per_s'] / old['ok_per_s']:.1f}" if old and old["ok_per_s"] else "—"
+        lines.append(
+            f"| {row['name']} | {row['clients']} | {then} | {rate(row['ok_per_s'])} "
+            f"| {ms(row['p50_ms'])} | {ms(row['p95_ms'])} | {times} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="print two saved runs (--json) side by side, and measure nothing",
+    )
     parser.add_argument("--source", type=Path, default=ROOT, help="the code tree to serve")
     parser.add_argument("--json", type=Path, help="also save the figures here")
     parser.add_argument("--only", help="run only rows whose name holds one of these (a,b)")
     parser.add_argument("--label", help="what to call this run in the heading")
     options = parser.parse_args()
+    if options.compare:
+        before, after = (json.loads(path.read_text()) for path in options.compare)
+        print(compare(before, after))
+        return
     tree = Tree(options.source.resolve())
     for needed in ("manage.py", "bench/console_data.py"):
         if not (tree.path / needed).exists():

@@ -964,7 +964,7 @@ def test_a_claim_is_stale_only_after_the_worker_would_have_stopped_the_delivery(
 
 
 @pytest.mark.django_db
-def test_deliveries_are_queued_with_their_own_time_limit_through_one_broker():
+def test_deliveries_are_queued_with_their_own_time_limit_through_one_broker_unsaved():
     with mock.patch.object(notifications, "async_task") as queued:
         notifications.queue([7, 8])
     broker = notifications._broker()
@@ -974,6 +974,7 @@ def test_deliveries_are_queued_with_their_own_time_limit_through_one_broker():
             pk,
             timeout=notifications.DELIVERY_TIMEOUT,
             broker=broker,
+            save=False,
         )
         for pk in (7, 8)
     ]
