@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from django.conf import settings
@@ -64,7 +65,9 @@ def http_client() -> httpx.Client:
     which was most of a delivery's CPU; one client also keeps connections open."""
     global _client
     if _client is None or _client[0] != os.getpid():
-        _client = (os.getpid(), httpx.Client())
+        # A jar that takes no cookie: each delivery stands alone, as with httpx.post().
+        refuse_all = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+        _client = (os.getpid(), httpx.Client(cookies=refuse_all))
     return _client[1]
 
 

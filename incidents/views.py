@@ -30,7 +30,9 @@ ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads the h
 
 
 def _compressed(request, name: str, build, content_type: str) -> HttpResponse:
-    packed = public.cached(name, lambda: gzip.compress(build().encode(), compresslevel=6))
+    # ".gz" in the key: a process of an older release, sharing Redis during a deploy,
+    # keeps text under the bare name, and neither may read the other's.
+    packed = public.cached(f"{name}.gz", lambda: gzip.compress(build().encode(), compresslevel=6))
     if ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")):
         response = HttpResponse(packed, content_type=content_type)
         response["Content-Encoding"] = "gzip"

@@ -116,12 +116,22 @@ class StandardPagination(BoundedPageSize, PageNumberPagination):
     page_size = 50
     max_page_size = 200
     django_paginator_class = BoundedCountPaginator
-    last_page_strings = ()  # "last" needs the full count this avoids
 
     def paginate_queryset(self, queryset, request, view=None):
-        if request.query_params.get(api_settings.SEARCH_PARAM):
+        if request.query_params.get(api_settings.SEARCH_PARAM, "").strip():
             self.django_paginator_class = SearchCountPaginator
         return super().paginate_queryset(queryset, request, view)
+
+    def get_page_number(self, request, paginator):
+        # page=last is the last page while the count is exact; past the limit nobody
+        # knows which page that is without the full count this avoids.
+        asked = request.query_params.get(self.page_query_param)
+        if asked in self.last_page_strings and not paginator.count_exact:
+            raise exceptions.NotFound(
+                f"page=last needs an exact count, and there are more than "
+                f"{paginator.limit:,}: follow `next` to the end."
+            )
+        return super().get_page_number(request, paginator)
 
     def get_paginated_response(self, data):
         response = super().get_paginated_response(data)

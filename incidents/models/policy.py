@@ -7,7 +7,7 @@ from datetime import time
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from simple_history.models import HistoricalRecords
 
 from .comms import ChannelTarget
@@ -29,6 +29,12 @@ def validate_time_zone(value):
 def validate_working_days(value):
     if not isinstance(value, list) or not all(day in range(7) for day in value) or not value:
         raise ValidationError("Give a list of weekday numbers, Monday = 0 … Sunday = 6.")
+
+
+def _drop_calendar() -> None:
+    global _calendar_memo
+    _calendar_memo = (0.0, None)
+    cache.delete(CALENDAR_CACHE_KEY)
 
 
 class BusinessCalendar(models.Model):
@@ -78,10 +84,12 @@ class BusinessCalendar(models.Model):
 
     @staticmethod
     def forget() -> None:
-        """Drop the cached calendar, here and in the shared cache."""
-        global _calendar_memo
-        _calendar_memo = (0.0, None)
-        cache.delete(CALENDAR_CACHE_KEY)
+        """Drop the cached calendar, here and in the shared cache: now, for this
+        transaction's own reads, and again once it commits, since a reader in between
+        may have cached the calendar as it was."""
+        _drop_calendar()
+        if transaction.get_connection().in_atomic_block:
+            transaction.on_commit(_drop_calendar)
 
 
 class Holiday(models.Model):

@@ -105,6 +105,17 @@ def test_count_stops_at_its_limit_and_pages_go_on_to_the_end(api, declare, monke
     assert past_the_end.status_code == 404
 
 
+def test_last_page_while_the_count_is_exact_and_a_clear_404_past_it(api, declare, monkeypatch):
+    references = [declare(title=f"Incident {number}").reference for number in range(5)]
+    last = api.get(INCIDENTS, {"page_size": 2, "page": "last"})
+    assert [row["reference"] for row in last.json()["results"]] == [references[0]]
+
+    monkeypatch.setattr(BoundedCountPaginator, "limit", 3)
+    refused = api.get(INCIDENTS, {"page_size": 2, "page": "last"})
+    assert refused.status_code == 404
+    assert "follow `next`" in only_detail(refused)
+
+
 def test_count_is_exact_below_its_limit(api, declare):
     for number in range(3):
         declare(title=f"Incident {number}")

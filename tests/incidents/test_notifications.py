@@ -66,8 +66,9 @@ class Receiver:
     """An HTTP server on 127.0.0.1 in a thread. It records every request and answers
     with the next status of its script, 200 once the script has run out."""
 
-    def __init__(self, *statuses: int, port: int = 0):
+    def __init__(self, *statuses: int, port: int = 0, cookie: str = ""):
         self.script = list(statuses)
+        self.cookie = cookie  # sent as Set-Cookie with every answer, when given
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -79,6 +80,8 @@ class Receiver:
                     status = receiver.script.pop(0) if receiver.script else 200
                     receiver.requests.append(Received(self.path, self.headers, body, status))
                 self.send_response(status)
+                if receiver.cookie:
+                    self.send_header("Set-Cookie", receiver.cookie)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -530,6 +533,21 @@ def test_a_channel_that_breaks_unexpectedly_is_a_recorded_failed_attempt(
     notification.refresh_from_db()
     assert notification.last_error == "RuntimeError: bug"
     assert notification.delivery_attempts.get().error == "RuntimeError: bug"
+
+
+@pytest.mark.django_db
+def test_a_cookie_a_receiver_sets_is_not_sent_back_with_later_deliveries(
+    declare, django_capture_on_commit_callbacks
+):
+    with Receiver(cookie="sticky=server-7; Path=/") as receiver:
+        add_target(receiver.url)
+        with django_capture_on_commit_callbacks():
+            first, second = declare(title="One"), declare(title="Two")
+        for incident in (first, second):
+            notification = Notification.objects.get(incident=incident)
+            assert notifications.deliver(notification.pk) == State.DELIVERED
+
+    assert [request.headers.get("Cookie") for request in receiver.requests] == [None, None]
 
 
 # --- claims and crashes ---------------------------------------------------------------
