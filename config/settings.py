@@ -88,6 +88,10 @@ INSTALLED_APPS = [
     "remediation",
     "alerts",
     "oncall",
+    "playbooks",
+    "forensics",
+    # Last of ours: it chains the history rows every app above writes.
+    "audit",
     "demo",
 ]
 

@@ -39,7 +39,10 @@ urlpatterns = [
     path("api/v1/", include("remediation.api.urls")),
     path("api/v1/", include("alerts.api.urls")),
     path("api/v1/", include("oncall.api.urls")),
+    path("api/v1/", include("playbooks.api.urls")),
+    path("api/v1/", include("forensics.api.urls")),
     path("oncall/", include("oncall.urls")),
+    path("forensics/", include("forensics.urls")),
     path("api/schema/", CachedSchemaView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from its own URL (?script), not
     # inline: our Content-Security-Policy runs no inline script.

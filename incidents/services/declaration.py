@@ -9,6 +9,7 @@ from simple_history.models import HistoricalRecords
 
 from .. import extensions, notifications, status_page
 from ..errors import DomainError
+from ..history import bulk_history_create
 from ..models import (
     DetectionSource,
     Environment,
@@ -131,12 +132,10 @@ def _insert_with_services(incident: Incident, services: list[Service], actor) ->
         links = list(through.objects.filter(incident=incident))
     # simple-history's own builder of "+" rows: the acting user (_history_user, else the
     # request's), the date and the change reason, as save() would have them.
-    created = Incident.history.bulk_history_create([incident])
+    created = bulk_history_create(Incident, [incident])
     if not created:  # SIMPLE_HISTORY_ENABLED = False
         return
     (record,) = created
-    if record.pk is None:
-        record = Incident.history.filter(id=incident.pk, history_type="+").get()
     field = Incident._meta.get_field("services")
     if field in record._history_m2m_fields and links:
         # The rows create_historical_record_m2ms would copy from the table just written.

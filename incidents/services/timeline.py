@@ -7,10 +7,10 @@ from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
 from .. import extensions
 from ..errors import DomainError
+from ..history import bulk_create_with_history
 from ..models import Incident, TimelineEvent
 from .common import NOTE_TEXT, acting_user, clean_text, lock_incident, save_as, when_happened
 

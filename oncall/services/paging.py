@@ -19,10 +19,10 @@ from django.core import signing
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
-from simple_history.utils import bulk_update_with_history
 
 from incidents import notifications, services
 from incidents.errors import DomainError, StateConflict
+from incidents.history import bulk_update_with_history
 from incidents.models import ChannelKind, Incident, Role, RoleAssignment, Source, Status
 from incidents.services.roles import fresh_holders
 
