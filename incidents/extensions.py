@@ -24,6 +24,9 @@ Events:
 - `severity_changed`, `role_assigned`, `role_relieved` (a stand-down with no
   successor), `confidentiality_changed` (from
   `incident_update_details`), `update_posted`.
+- `review_drafting` — not a change: the review of an incident is being drafted (or
+  refreshed) and asks each app for the facts and the detection and response gaps it
+  knows (a playbook's skipped steps, a missed breach deadline).
 
 One job has a single provider, a **slot** the core fills with its own default and an app
 may take over: `paging`, who is woken when an incident needs someone (the core's
@@ -171,6 +174,17 @@ class UpdatePosted:
     update: StatusUpdate
 
 
+@dataclass(frozen=True)
+class ReviewDrafting:
+    """An incident's review being drafted from what Sitrep recorded: a subscriber adds
+    what its app knows. `facts` (JSON-ready, kept on the review) takes a key per app;
+    `gaps` takes Markdown lines for the "detection and response gaps" section."""
+
+    incident: Incident
+    facts: dict
+    gaps: list[str]
+
+
 # --- the core's extension points ------------------------------------------------------
 
 transition_guard: Registry[TransitionRequest] = Registry("transition guard")
@@ -183,6 +197,8 @@ role_assigned: Registry[RoleAssigned] = Registry("role assigned")
 role_relieved: Registry[RoleRelieved] = Registry("role relieved")
 confidentiality_changed: Registry[ConfidentialityChanged] = Registry("confidentiality changed")
 update_posted: Registry[UpdatePosted] = Registry("update posted")
+# Not a change: a review (postmortems) asks the other apps for its facts and gaps.
+review_drafting: Registry[ReviewDrafting] = Registry("review drafting")
 
 
 # --- slots ----------------------------------------------------------------------------

@@ -3,7 +3,7 @@ it: the facts (severity, services, times, roles) and first drafts of the factual
 
 from datetime import datetime
 
-from incidents import metrics
+from incidents import extensions, metrics
 from incidents.formatting import short_duration
 from incidents.models import Incident, TimelineEvent
 
@@ -25,7 +25,16 @@ TIME_FIELDS = tuple(field for field, _ in metrics.RESPONSE_MILESTONES)
 
 
 def incident_facts(incident: Incident) -> dict:
-    """Return the incident's facts as JSON-ready data."""
+    """Return the incident's facts as JSON-ready data, with what the other apps add
+    (extensions.review_drafting): a key each, and `gaps`, their lines for the detection
+    and response gaps."""
+    facts = _core_facts(incident)
+    drafting = extensions.ReviewDrafting(incident=incident, facts={}, gaps=[])
+    extensions.review_drafting.run(drafting)
+    return {**drafting.facts, **facts, "gaps": drafting.gaps}
+
+
+def _core_facts(incident: Incident) -> dict:
     times = metrics.milestone_times(incident, TIME_FIELDS)
     return {
         "reference": incident.reference,
@@ -103,6 +112,7 @@ def draft_sections(facts: dict, summary: str) -> dict[str, str]:
         ack_line,
         f"- Mitigated {short_duration(durations['mitigate'])} and resolved "
         f"{short_duration(durations['resolve'])} after the impact began.",
+        *facts.get("gaps", ()),
     ]
     return {
         "executive_summary": executive,
