@@ -146,6 +146,25 @@ def without_activation():
 
 
 @pytest.fixture
+def without_playbooks():
+    """Run the test with every app but playbooks: declaring starts no checklist and
+    closing needs none (another app's story, told event by event, or a SEV1 closed)."""
+    from incidents import extensions
+    from playbooks import services as playbooks
+
+    left_out = {
+        playbooks.start_on_declaration,
+        playbooks.start_on_severity_change,
+        playbooks.require_steps_before_close,
+        playbooks.review_gaps,
+    }
+    kept = [fn for registry in extensions.Registry._all for fn in registry if fn not in left_out]
+    providers = [slot._provider for slot in extensions.Slot._all if slot.taken_over]
+    with extensions.only(*kept, *providers):
+        yield
+
+
+@pytest.fixture
 def core_only():
     """Run the test with the core alone: no other app's guards or event subscribers
     (closing a SEV1 needs no published review). Registrations come back afterwards."""

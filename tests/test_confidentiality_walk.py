@@ -54,6 +54,8 @@ from oncall.models import ContactMethod, EscalationPolicy, Rotation, RotationMem
 from oncall.services import contacts as oncall_contacts
 from oncall.services import escalation as oncall_escalation
 from oncall.services import paging as oncall_paging
+from playbooks import services as playbooks
+from playbooks.models import ChecklistStep
 from postmortems import services as reviews
 from postmortems.models import SECTIONS, PostMortem
 from remediation import reminders
@@ -192,6 +194,33 @@ def build_world(django_user_model) -> World:
         actor=w.alice,
         source=Source.ADMIN,
     )
+    # Its checklist (the outage playbook started on declaring): a step of its own, ticked
+    # with a note, and every other required step skipped with a reason (SEV1 and SEV2
+    # close only then); one left pending and time-boxed, so it is overdue a week on.
+    step = playbooks.checklist_step_add(
+        incident=conf,
+        title=marked("checklist step"),
+        phase="investigation",
+        guidance=marked("step guidance"),
+        required=True,
+        actor=w.alice,
+        source=Source.ADMIN,
+    )
+    playbooks.checklist_step_complete(
+        step=step, note=marked("step note"), actor=w.alice, source=Source.ADMIN
+    )
+    playbooks.checklist_step_add(
+        incident=conf,
+        title=marked("overdue step"),
+        phase="containment",
+        due_within=5,
+        actor=w.alice,
+        source=Source.ADMIN,
+    )
+    for pending in ChecklistStep.objects.filter(incident=conf, required=True, status="pending"):
+        playbooks.checklist_step_skip(
+            step=pending, reason=marked("skip reason"), actor=w.alice, source=Source.ADMIN
+        )
     incidents.incident_change_severity(
         incident=conf,
         severity=sev1,

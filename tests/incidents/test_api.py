@@ -1194,8 +1194,9 @@ def test_declaring_through_the_api_costs_a_fixed_number_of_queries(api, default_
     # The request: the key, the permissions, the severity, the type, the services (5).
     # The declaration, in one transaction (11): the reference, the incident, its
     # services, their history (2), who hears of it, on-call's activation rules and the
-    # teams of its services, the timeline event and its history, the outbox rows.
-    assert len(statements) == 16
+    # teams of its services, the timeline events and their history, the outbox rows;
+    # playbooks' checklist (3): the matching steps, their copies and the copies' history.
+    assert len(statements) == 19
     incident = Incident.objects.get(reference=response.json()["reference"])
     assert incident.history.count() == 1
     assert sorted(incident.services.values_list("slug", flat=True)) == ["checkout", "payments"]

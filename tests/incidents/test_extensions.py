@@ -30,10 +30,14 @@ from incidents.paging import Ladder
 from oncall.provider import OnCallPaging
 from oncall.services.activation import activate_on_declared
 from oncall.services.paging import stop_pages_on_transition
+from playbooks.services import require_steps_before_close, start_on_declaration
 from postmortems.extensions import publish_guard
 from postmortems.services import require_published_postmortem, start_postmortem_on_resolve
 from remediation.services import require_action_items_or_reason
 from tests.api import client_for
+
+# The apps' close guards, in INSTALLED_APPS order.
+CLOSE_GUARDS = [require_published_postmortem, require_steps_before_close]
 
 
 class Recorder:
@@ -350,16 +354,16 @@ def test_running_the_apps_ready_again_registers_nothing_twice():
         before = {name: list(getattr(extensions, name)) for name in ("close_guard", "transitioned")}
         kinds = extensions.timeline_kind_choices()
         paging = extensions.paging.get()
-        for label in ("incidents", "postmortems", "remediation", "alerts", "oncall"):
+        for label in ("incidents", "postmortems", "remediation", "alerts", "oncall", "playbooks"):
             apps.get_app_config(label).ready()
         assert {name: list(getattr(extensions, name)) for name in before} == before
-        assert list(extensions.close_guard) == [require_published_postmortem]
+        assert list(extensions.close_guard) == CLOSE_GUARDS
         assert list(extensions.transitioned) == [
             start_postmortem_on_resolve,
             follow_incident,
             stop_pages_on_transition,
         ]
-        assert list(extensions.declared) == [activate_on_declared]
+        assert list(extensions.declared) == [activate_on_declared, start_on_declaration]
         assert extensions.paging.get() is paging
         assert list(publish_guard) == [require_action_items_or_reason]
         assert extensions.timeline_kind_choices() == kinds
@@ -390,7 +394,7 @@ def test_isolation_removes_every_subscriber_and_restores_them_afterwards():
         assert list(publish_guard) == []  # the apps' own points too
         extensions.transitioned.register(extra)
         extensions.register_timeline_kind("drill", "Game-day drill")
-    assert list(extensions.close_guard) == [require_published_postmortem]
+    assert list(extensions.close_guard) == CLOSE_GUARDS
     assert list(extensions.transitioned) == [
         start_postmortem_on_resolve,
         follow_incident,
@@ -405,7 +409,7 @@ def test_isolation_restores_even_when_the_block_fails():
         assert list(extensions.transitioned) == [start_postmortem_on_resolve]
         assert list(extensions.close_guard) == []
         raise RuntimeError
-    assert list(extensions.close_guard) == [require_published_postmortem]
+    assert list(extensions.close_guard) == CLOSE_GUARDS
 
 
 # --- vocabularies ---------------------------------------------------------------------

@@ -8,6 +8,13 @@ from postmortems.models import PostMortem
 from tests.conftest import make_user
 
 
+@pytest.fixture(autouse=True)
+def _without_playbooks(without_playbooks):
+    """Reviews are told here without playbooks' checklists, whose events would join
+    every timeline and whose close guard every SEV1 (tests/playbooks: what a review
+    learns from a checklist)."""
+
+
 @pytest.fixture
 def reviewer(db, django_user_model):
     """A second commander, who reviews what others write."""

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from demo.alerts import seed_alerts
 from demo.oncall import seed_oncall
+from demo.playbooks import work_checklist
 from incidents import notifications, services
 from incidents.models import (
     Audience,
@@ -389,8 +390,10 @@ class Command(BaseCommand):
                 )
                 at += timedelta(minutes=1)
                 continue
-            if status == Status.CLOSED and incident.severity.postmortem_required:
-                self._review(incident, commander, reviewer)
+            if status == Status.CLOSED:
+                work_checklist(incident, commander, rng, until=at, all_required=True)
+                if incident.severity.postmortem_required:
+                    self._review(incident, commander, reviewer)
             services.incident_transition(
                 incident=incident,
                 to_status=status,
@@ -398,6 +401,8 @@ class Command(BaseCommand):
                 occurred_at=at,
                 source=Source.ADMIN,
             )
+        if Status.CLOSED not in path:
+            work_checklist(incident, responder, rng, until=at, all_required=False)
         self._publish(incident, commander)
 
     def _publish(self, incident, author):
