@@ -279,6 +279,7 @@ SPECTACULAR_SETTINGS = {
         "PostMortemStatusEnum": "postmortems.models.PostMortem.Status",
         "FactorCategoryEnum": "postmortems.models.ContributingFactor.Category",
         "ActionItemStatusEnum": "remediation.models.ActionItem.Status",
+        "ChecklistStepStatusEnum": "playbooks.models.ChecklistStep.Status",
         "ActionItemCategoryEnum": "remediation.models.ActionItem.Category",
         "AlertStatusEnum": "alerts.models.Alert.Status",
         "AlertSourceKindEnum": "alerts.sources.kind_choices",

@@ -523,6 +523,15 @@ def fillers(w: World, rows: walk.Rows) -> walk.Filler:
             "admin:oncall_page_incident": lambda: [
                 {"incident_id": pk} for pk in (w.conf.pk, w.public.pk)
             ],
+            "admin:playbooks_checklist": lambda: [
+                {"incident_id": pk} for pk in (w.conf.pk, w.public.pk)
+            ],
+            "playbooks-checklist-step": lambda: [
+                {"reference": reference, "step_id": step_id}
+                for reference, step_id in ChecklistStep.objects.filter(
+                    incident__in=[w.conf, w.public]
+                ).values_list("incident__reference", "pk")[:40]
+            ],
             # The links in pages and test messages, and the secret calendar feeds: the
             # token is the key, so each persona walks the ones the control holds.
             "oncall:acknowledge": lambda: [

@@ -6,9 +6,16 @@ from ..models import GUIDANCE_TEXT, MAX_DUE_MINUTES, TITLE_TEXT, ChecklistStep, 
 
 
 class ChecklistStepSerializer(serializers.ModelSerializer):
-    playbook = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    due_within_minutes = serializers.IntegerField(source="due_within", read_only=True)
-    completed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    playbook = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True, help_text="Null: added by hand."
+    )
+    runbook_url = serializers.CharField(read_only=True, help_text="A URL, or empty.")
+    due_within_minutes = serializers.IntegerField(
+        source="due_within", read_only=True, allow_null=True, help_text="Null: no time-box."
+    )
+    completed_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     overdue = serializers.SerializerMethodField()
     late = serializers.SerializerMethodField()
 
