@@ -8,6 +8,7 @@ incident page (and the war room), and the dashboard's overdue steps."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import Http404, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -72,6 +73,8 @@ class PlaybookAdmin(GuardedHistoryAdmin):
     search_fields = ("name", "slug", "description")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [PlaybookStepInline]
+    # The step count groups the rows, and Django drops Meta.ordering from a GROUP BY.
+    ordering = ("incident_type__name", "name")
     fieldsets = (
         (None, {"fields": ("name", "slug", "description", "is_active")}),
         (
@@ -86,8 +89,6 @@ class PlaybookAdmin(GuardedHistoryAdmin):
     )
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(steps_total=Count("steps"))
 
     @admin.display(description="steps", ordering="steps_total")
