@@ -8,7 +8,7 @@ Registered in apps.py: `start_on_declaration` and `start_on_severity_change` (ev
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -400,21 +400,19 @@ def review_gaps(drafting: extensions.ReviewDrafting) -> None:
     gaps = []
     skipped = [step for step in steps if step.status == ChecklistStep.Status.SKIPPED]
     late = [step for step in steps if step.was_late()]
-    missed = [
-        step
-        for step in steps
-        if step.status == ChecklistStep.Status.PENDING and step.due_at is not None
-    ]
+    # Still to do with its time-box run out (a week-long review step may not be due yet).
+    now = timezone.now()
+    missed = [step for step in steps if step.is_overdue(now)]
     for step in skipped:
         gaps.append(f"- Checklist step skipped: “{step.title}” — {step.note}")
     for step in late:
         over = step.completed_at - step.due_at
         gaps.append(
             f"- Checklist step done late: “{step.title}”, {short_duration(over)} after its "
-            f"{step.due_within}-minute time-box."
+            f"{_box(step)} time-box."
         )
     for step in missed:
-        gaps.append(f"- Checklist step with a time-box never done: “{step.title}”.")
+        gaps.append(f"- Checklist step not done within its {_box(step)} time-box: “{step.title}”.")
     total = ChecklistStep.objects.filter(incident=drafting.incident).count()
     drafting.facts["checklist"] = {
         "steps": total,
@@ -423,3 +421,7 @@ def review_gaps(drafting: extensions.ReviewDrafting) -> None:
         "not_done": [step.title for step in missed],
     }
     drafting.gaps.extend(gaps)
+
+
+def _box(step: ChecklistStep) -> str:
+    return short_duration(timedelta(minutes=step.due_within))
