@@ -11,7 +11,8 @@ cancelled, 300 open across every open status including triage, SEV1–SEV4, secu
 some data incidents confidential), 1–3 services each, commander / technical-lead /
 communications-lead assignments (some handed over), internal and public status updates,
 1,000,000 timeline events (about ten an incident; four incidents with 5,000–15,000,
-one of them open), post-mortems for SEV1/SEV2 and their action items. References follow
+one of them open), post-mortems for SEV1/SEV2 and their action items, and each declared
+incident's checklist copied from the default playbooks (about 1.3 million steps). References follow
 the UTC year of declaration and the reference counters are set to match, so a declaration
 made afterwards gets the next number. No history rows are written (a benchmark of the
 console's reads does not read them) and no outbox rows.
@@ -299,6 +300,7 @@ def generate(incidents: int = 100_000, events: int = 1_000_000, seed: int = SEED
                 public = public and rng.random() < 0.33
             plan["public"] = public
 
+        steps_of = _playbook_steps()
         with connection.cursor() as django_cursor:
             cursor = django_cursor.cursor
             written = {}
@@ -332,6 +334,10 @@ def generate(incidents: int = 100_000, events: int = 1_000_000, seed: int = SEED
                 _event_rows(rng, plans, events, now),
             )  # fmt: skip
             written.update(_reviews(rng, cursor, plans, people, bench_pk, now))
+            written["checklist steps"] = _copy(
+                cursor, "playbooks_checkliststep", CHECKLIST_COLUMNS,
+                _checklist_rows(rng, plans, people, now, steps_of),
+            )  # fmt: skip
             cursor.execute(
                 "SELECT setval(pg_get_serial_sequence('incidents_incident', 'id'), %s)",
                 [len(plans)],
@@ -395,6 +401,53 @@ def _incident_rows(rng, plans, people):
             plan["declared"],
             plan["last"],
         )
+
+
+CHECKLIST_COLUMNS = (
+    "incident_id", "playbook_id", "playbook_step_id", "playbook_name", "phase", "position",
+    "title", "guidance", "runbook_url", "required", "due_within", "started_at", "due_at",
+    "status", "completed_by_id", "completed_at", "note", "created_at",
+)  # fmt: skip
+
+
+def _playbook_steps() -> dict:
+    """The default playbooks' steps by incident type (read before the COPY: a query on
+    the connection while it copies would wait for itself)."""
+    from playbooks.models import PlaybookStep
+
+    steps_of = {}
+    for step in PlaybookStep.objects.filter(playbook__is_active=True).select_related(
+        "playbook__min_severity"
+    ):
+        steps_of.setdefault(step.playbook.incident_type_id, []).append(step)
+    return steps_of
+
+
+def _checklist_rows(rng, plans, people, now, steps_of):
+    """Each declared incident's copy of its playbooks' steps (the default playbooks, as
+    declaring copies them): a finished incident's all ticked or skipped, a few late; an
+    open one's first phases part-way, so some time-boxed steps are overdue."""
+    for plan in plans:
+        declared = plan["times"]["declared_at"]
+        if declared is None:
+            continue
+        finished = plan["final"] not in OPEN_COUNTS
+        for step in steps_of.get(plan["type"].pk, ()):
+            if plan["severity"].rank > step.playbook.min_severity.rank:
+                continue
+            due = declared + timedelta(minutes=step.due_within) if step.due_within else None
+            status, by, at, note = "pending", None, None, ""
+            if finished or (step.phase == "detection" and rng.random() < 0.6):
+                skipped = not step.required and rng.random() < 0.3
+                status = "skipped" if skipped else "done"
+                box = (step.due_within or 60) * rng.uniform(0.2, 1.4)
+                at = min(declared + timedelta(minutes=box), now)
+                by, note = rng.choice(people[1:31]), "Not needed." if skipped else ""
+            yield (
+                plan["id"], step.playbook_id, step.pk, step.playbook.name, step.phase,
+                step.position, step.title, step.guidance, step.runbook_url, step.required,
+                step.due_within, declared, due, status, by, at, note, declared,
+            )  # fmt: skip
 
 
 def _role_rows(rng, plans, people):
