@@ -286,6 +286,11 @@ SPECTACULAR_SETTINGS = {
         "ContactMethodKindEnum": "oncall.api.pages.KIND_CHOICES",
         "OnCallRoleEnum": "oncall.models.OnCallRole",
         "IncidentRoleEnum": "incidents.models.Role",
+        "EvidenceKindEnum": "forensics.models.EvidenceItem.Kind",
+        "EvidenceIntegrityEnum": "forensics.models.EvidenceItem.Integrity",
+        "CustodyActionEnum": "forensics.models.CustodyRecord.Action",
+        # The name the detection rules' action had before custody records had one too.
+        "ActionEnum": "alerts.models.DetectionRule.Action",
     },
     "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
@@ -415,3 +420,32 @@ ALERTS_MAX_PER_PAYLOAD = env_int("ALERTS_MAX_PER_PAYLOAD", 1000)
 ALERTS_SIGNATURE_MAX_SKEW = timedelta(seconds=env_int("ALERTS_SIGNATURE_MAX_SKEW_SECONDS", 300))
 # Processed raw payloads are kept this long (rejected and failed ones too).
 ALERTS_PAYLOAD_RETENTION = timedelta(days=env_int("ALERTS_PAYLOAD_RETENTION_DAYS", 30))
+
+# --- Forensics: the evidence locker and breach deadlines (forensics app) ------------------
+# Uploaded evidence lives here, outside STATIC_ROOT and MEDIA_ROOT: nothing serves it by
+# URL, only the permission-checked download that writes a custody record.
+EVIDENCE_ROOT = Path(env_str("EVIDENCE_ROOT") or BASE_DIR / "evidence")
+# An upload larger than this is refused (413 from the API before the body is read).
+EVIDENCE_MAX_UPLOAD_BYTES = env_int("EVIDENCE_MAX_UPLOAD_MB", 2048) * 1024 * 1024
+# The regulator must hear of a personal-data breach within this many hours of detection.
+BREACH_NOTIFICATION_HOURS = env_int("BREACH_NOTIFICATION_HOURS", 72)
+if BREACH_NOTIFICATION_HOURS < 1 or EVIDENCE_MAX_UPLOAD_BYTES < 1:
+    raise ImproperlyConfigured(
+        f"BREACH_NOTIFICATION_HOURS={BREACH_NOTIFICATION_HOURS}, "
+        f"EVIDENCE_MAX_UPLOAD_MB={EVIDENCE_MAX_UPLOAD_BYTES // 1024 // 1024}: both must be 1 "
+        "or more"
+    )
+# Incident types (slugs) whose incidents get a breach assessment and its deadline.
+BREACH_INCIDENT_TYPES = env_list("BREACH_INCIDENT_TYPES", "security,data")
+# The Django group told, with the commander, as a breach deadline nears and when it passes.
+BREACH_LEGAL_GROUP = env_str("BREACH_LEGAL_GROUP", "Legal and compliance")
+
+# --- Audit chain (audit app) ---------------------------------------------------------------
+# Addresses outside this installation that each daily checkpoint (the chain's head) is
+# e-mailed to, comma-separated; empty: checkpoints are only kept in the database.
+AUDIT_CHECKPOINT_EMAIL = env_list("AUDIT_CHECKPOINT_EMAIL")
+if any("@" not in address for address in AUDIT_CHECKPOINT_EMAIL):
+    raise ImproperlyConfigured(
+        f"AUDIT_CHECKPOINT_EMAIL={','.join(AUDIT_CHECKPOINT_EMAIL)!r}: give e-mail addresses, "
+        "comma-separated"
+    )

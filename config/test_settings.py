@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-real-secret-" + "x" * 40)
 
@@ -27,3 +28,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"sitrep-tests-{os.getpid()}.sqlite3")
     }
+
+# Evidence written by tests outside the checkout, one folder a process (the forensics
+# tests give each test a folder of its own).
+EVIDENCE_ROOT = Path(tempfile.gettempdir()) / f"sitrep-evidence-{os.getpid()}"

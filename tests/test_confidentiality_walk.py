@@ -23,6 +23,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import models
 from django.test import Client
 from django.urls import reverse
@@ -30,6 +31,9 @@ from django.utils import timezone
 
 from alerts import services as alert_services
 from alerts.models import AlertGroup
+from forensics import deadlines as breach_deadlines
+from forensics import services as forensics
+from forensics.models import EvidenceItem
 from incidents import extensions, watchdogs
 from incidents import services as incidents
 from incidents.defaults import load_communication_defaults
@@ -264,6 +268,59 @@ def build_world(django_user_model) -> World:
     }
     alert_services.payload_receive(
         source=alert_source, body=json.dumps(alert_body).encode(), content_type="application/json"
+    )
+    # Evidence: a file in the locker whose content carries the marker, an item held
+    # elsewhere, their custody (a view, an export); the breach clock the reclassification
+    # started, its deadline warnings (as if four days on), assessment and notifications.
+    w.evidence = forensics.evidence_upload(
+        incident=conf,
+        kind="system_logs",
+        file=SimpleUploadedFile(f"{MARK}-auth.log", marked("evidence content").encode()),
+        description=marked("evidence description"),
+        actor=w.alice,
+        source=Source.ADMIN,
+        address="203.0.113.7",
+    )
+    held = forensics.evidence_register(
+        incident=conf,
+        kind="memory_dump",
+        external_location=marked("evidence location"),
+        description=marked("held evidence description"),
+        actor=w.alice,
+        source=Source.API,
+    )
+    forensics.evidence_record_view(
+        item=w.evidence, actor=w.alice, source=Source.ADMIN, address=None, detail=marked("view")
+    )
+    forensics.evidence_export(
+        items=[w.evidence, held],
+        actor=w.alice,
+        source=Source.API,
+        address=None,
+        what=marked("export"),
+    )
+    breach_deadlines.warn_breach_deadlines(now=timezone.now() + timedelta(days=4))
+    forensics.breach_assess(
+        incident=conf,
+        personal_data_affected=True,
+        regulator_notification_required=True,
+        assessment_notes=marked("assessment notes"),
+        actor=w.alice,
+        source=Source.ADMIN,
+    )
+    forensics.breach_record_regulator_notified(
+        incident=conf,
+        reference=marked("regulator reference"),
+        notes=marked("regulator notes"),
+        actor=w.alice,
+        source=Source.ADMIN,
+    )
+    forensics.breach_record_subjects_notified(
+        incident=conf,
+        reference=marked("subjects reference"),
+        notes=marked("subjects notes"),
+        actor=w.alice,
+        source=Source.ADMIN,
     )
     incidents.incident_transition(
         incident=conf,
@@ -523,6 +580,7 @@ def fillers(w: World, rows: walk.Rows) -> walk.Filler:
             "admin:oncall_page_incident": lambda: [
                 {"incident_id": pk} for pk in (w.conf.pk, w.public.pk)
             ],
+            "forensics:evidence-download": lambda: [{"pk": pk} for pk in rows.walked(EvidenceItem)],
             "admin:playbooks_checklist": lambda: [
                 {"incident_id": pk} for pk in (w.conf.pk, w.public.pk)
             ],
@@ -668,6 +726,12 @@ def test_no_page_shows_a_confidential_incident_to_those_who_may_not_see_it(
         reverse("postmortems:markdown", kwargs={"reference": w.conf.reference}),
         reverse("postmortems-api:postmortem-detail", kwargs={"reference": w.conf.reference}),
         reverse("remediation-api:action-item-detail", kwargs={"pk": w.items[0].pk}),
+        reverse("admin:forensics_evidenceitem_change", args=[w.evidence.pk]),
+        reverse("forensics:evidence-download", args=[w.evidence.pk]),
+        reverse("forensics-api:evidence-detail", kwargs={"pk": w.evidence.pk}),
+        reverse("forensics-api:evidence-download", kwargs={"pk": w.evidence.pk}),
+        reverse("forensics-api:incident-evidence-export", kwargs={"reference": w.conf.reference}),
+        reverse("forensics-api:breach", kwargs={"reference": w.conf.reference}),
     ]
     not_walked = [url for url in must_show if url not in found.urls]
     assert not not_walked, f"The walk missed pages it must visit: {not_walked}"

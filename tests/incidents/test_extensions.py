@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from alerts.services import follow_incident
+from forensics.services import start_clock_on_declared
 from incidents import extensions, notifications, services
 from incidents.errors import DomainError, StateConflict
 from incidents.models import (
@@ -354,7 +355,8 @@ def test_running_the_apps_ready_again_registers_nothing_twice():
         before = {name: list(getattr(extensions, name)) for name in ("close_guard", "transitioned")}
         kinds = extensions.timeline_kind_choices()
         paging = extensions.paging.get()
-        for label in ("incidents", "postmortems", "remediation", "alerts", "oncall", "playbooks"):
+        labels = ("incidents", "postmortems", "remediation", "alerts", "oncall", "playbooks")
+        for label in (*labels, "forensics"):
             apps.get_app_config(label).ready()
         assert {name: list(getattr(extensions, name)) for name in before} == before
         assert list(extensions.close_guard) == CLOSE_GUARDS
@@ -363,7 +365,11 @@ def test_running_the_apps_ready_again_registers_nothing_twice():
             follow_incident,
             stop_pages_on_transition,
         ]
-        assert list(extensions.declared) == [activate_on_declared, start_on_declaration]
+        assert list(extensions.declared) == [
+            activate_on_declared,
+            start_on_declaration,
+            start_clock_on_declared,
+        ]
         assert extensions.paging.get() is paging
         assert list(publish_guard) == [require_action_items_or_reason]
         assert extensions.timeline_kind_choices() == kinds

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from demo.alerts import seed_alerts
+from demo.forensics import seed_forensics
 from demo.oncall import seed_oncall
 from demo.playbooks import work_checklist
 from incidents import notifications, services
@@ -216,6 +217,7 @@ class Command(BaseCommand):
             self.stdout.write("Demo people and services are in place; incidents already exist.")
             seed_oncall(self.stdout)
             seed_alerts(self.stdout)
+            seed_forensics(self.stdout)
             return
         rng = random.Random(options["seed"])
         plans = [
@@ -231,6 +233,8 @@ class Command(BaseCommand):
         # triage candidate (after the history, so references count up with the calendar).
         seed_oncall(self.stdout)
         seed_alerts(self.stdout)
+        # The breach clocks of the past quarter settled, and a live one ticking.
+        seed_forensics(self.stdout)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created {options['incidents']} demo incidents. Demo people have no password; "
