@@ -507,6 +507,8 @@ def test_schema_bounds_page_size_as_the_api_does(db):
         "/api/v1/oncall/contact-methods/": (1, 200),
         "/api/v1/oncall/paging-rules/": (1, 200),
         "/api/v1/pages/": (1, 200),
+        "/api/v1/incidents/{reference}/evidence/": (1, 200),
+        "/api/v1/evidence/{id}/custody/": (1, 200),
         "/api/v1/incidents/{reference}/timeline/": (1, 500),
     }
 

@@ -98,9 +98,9 @@ def test_seed_demo_builds_every_state_and_severity_and_is_idempotent(db):
     severities = set(Incident.objects.values_list("severity__key", flat=True))
     assert statuses == set(Status.values)
     assert severities == {"SEV1", "SEV2", "SEV3", "SEV4"}
-    # 40 from the history, the live SEV1 the rota is paged for, and the triage candidate
-    # the demo's live alerts opened.
-    assert Incident.objects.count() == 42
+    # 40 from the history, the live SEV1 the rota is paged for, the triage candidate the
+    # demo's live alerts opened, and the live security incident with its breach clock.
+    assert Incident.objects.count() == 43
     assert Incident.objects.filter(alert_group__isnull=False, status=Status.TRIAGE).count() == 1
     counts = (
         Incident.objects.count(),
